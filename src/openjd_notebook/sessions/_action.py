@@ -1,0 +1,357 @@
+"""One action of a session, from setup to its final status.
+
+``ActionSetup`` says what to run; ``ActionRun`` prepares it (embedded files, ``let``
+bindings, resolution), launches it, interprets its stdout messages and reports a frozen
+``ActionStatus`` for every change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from openjd.model import SymbolTable
+
+from . import _embedded_files, _launch
+from ._env_vars import (
+    EnvironmentVariableSetChange,
+    EnvironmentVariableUnsetChange,
+    SimplifiedEnvironmentVariableChanges,
+)
+from ._logging import LogContent, SessionLog
+from ._process import ActionProcess, CancelReason, CancelRequest, LaunchSpec, ProcessOutcome
+from ._protocol import (
+    Fail,
+    Malformed,
+    Progress,
+    SetEnv,
+    SetLogLevel,
+    Status,
+    UnsetEnv,
+    parse_output_line,
+)
+from ._redaction import Redactor
+from ._resolve import ResolvedAction, apply_let_bindings, resolve_action
+from ._status import ActionStatus
+from ._types import ActionState
+from ._users import PosixSessionUser
+
+__all__ = ["ActionKind", "ActionRun", "ActionSetup"]
+
+
+class ActionKind(str, Enum):
+    ENTER = "enter"
+    EXIT = "exit"
+    TASK = "task"
+    SUBPROCESS = "subprocess"
+
+
+@dataclass(frozen=True)
+class ActionSetup:
+    """What to run and with which context; built by the session, consumed by ``ActionRun``."""
+
+    kind: ActionKind
+    title: str
+    action: Any | None = None
+    let: Sequence[str] | None = None
+    files: Sequence[Any] | None = None
+    file_prefix: str = "Task.File"
+    file_scope: str = "task"
+    environment_id: str | None = None
+    default_notify_period_s: int = 30
+    default_timeout_s: int | None = None
+    argv: Sequence[str] | None = None
+    """A literal command line (``run_subprocess``), used instead of ``action``."""
+    timeout_s: int | None = None
+    symtab: SymbolTable | None = None
+    env: Mapping[str, str | None] | None = None
+    failure: str | None = None
+    """Set when the session could not prepare the action; it fails before starting."""
+
+    def ready(self, symtab: SymbolTable, env: Mapping[str, str | None]) -> ActionSetup:
+        return replace(self, symtab=symtab, env=env)
+
+    def failed(self, message: str) -> ActionSetup:
+        return replace(self, failure=message)
+
+
+class _SetupError(Exception):
+    """The action could not be prepared; it fails before its process starts."""
+
+
+def _exit_code_text(pid: int, code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"Process pid {pid} exited with code: {code} (killed by {name})"
+    return f"Process pid {pid} exited with code: {code} (unsigned) / {hex(code)} (hex)"
+
+
+class ActionRun:
+    """Runs one ``ActionSetup``; ``publish`` and ``finish`` report back to the session."""
+
+    def __init__(
+        self,
+        *,
+        setup: ActionSetup,
+        number: int,
+        tag: str,
+        log: SessionLog,
+        redactor: Redactor,
+        working_directory: Path,
+        files_directory: Path,
+        sudo_user: PosixSessionUser | None,
+        redaction_enabled: bool,
+        env_changes: SimplifiedEnvironmentVariableChanges | None,
+        publish: Callable[[ActionStatus], None],
+        finish: Callable[[ActionRun, ActionStatus], None],
+    ) -> None:
+        self.number = number
+        self._setup = setup
+        self._tag = tag
+        self._log = log
+        self._redactor = redactor
+        self._working_directory = working_directory
+        self._files_directory = files_directory
+        self._sudo_user = sudo_user
+        self._redaction_enabled = redaction_enabled
+        self._env_changes = env_changes
+        self._publish = publish
+        self._finish_callback = finish
+        self._lock = threading.Lock()
+        self._status = ActionStatus(ActionState.RUNNING)
+        self._process: ActionProcess | None = None
+        self._early_cancels: list[CancelRequest] = []
+        self._finished = threading.Event()
+        self._script_path: Path | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare and launch on the calling thread; the rest happens on the pump thread."""
+        setup = self._setup
+        if setup.failure is not None:
+            self._log.error(setup.failure)
+            self._end(replace(self._status, state=ActionState.FAILED, fail_message=setup.failure))
+            return
+        if setup.action is None and setup.argv is None:
+            self._end(ActionStatus(ActionState.SUCCESS))
+            return
+        try:
+            spec = self._prepare()
+        except _SetupError as error:
+            # Reported like the action's own openjd_fail message, then as the failure.
+            self._on_line(f"openjd_fail: {error}")
+            self._end(replace(self._status, state=ActionState.FAILED))
+            return
+        self._launch(spec)
+
+    def _prepare(self) -> LaunchSpec:
+        setup = self._setup
+        assert setup.symtab is not None and setup.env is not None
+        self._log.subsection_banner("Phase: Setup")
+        try:
+            resolved = self._resolve(setup, setup.symtab)
+        except (ValueError, OSError) as error:
+            raise _SetupError(str(error)) from error
+        return self._launch_spec(resolved, setup.env)
+
+    def _resolve(self, setup: ActionSetup, symtab: SymbolTable) -> ResolvedAction:
+        if setup.argv is not None:
+            return ResolvedAction(list(setup.argv), setup.timeout_s, None)
+        files = _embedded_files.allocate_files(
+            setup.files,
+            symbol_prefix=setup.file_prefix,
+            scope=setup.file_scope,
+            directory=self._files_directory,
+        )
+        if files:
+            self._log.info(f"Allocating embedded file paths for {setup.title}.")
+            for file in files:
+                self._log.info(f"Mapping: {file.symbol} -> {file.path}", LogContent.FILE_PATH)
+        _embedded_files.bind_symbols(files, symtab)
+        apply_let_bindings(setup.let, symtab)
+        if files:
+            self._log.info(f"Writing embedded files to disk for {setup.title}.")
+            group = self._sudo_user.group if self._sudo_user else None
+            _embedded_files.write_files(files, symtab, group)
+            for file in files:
+                self._log.info(f"Wrote: {file.model.name} -> {file.path}", LogContent.FILE_PATH)
+        assert setup.action is not None
+        return resolve_action(
+            setup.action,
+            symtab,
+            default_notify_period_s=setup.default_notify_period_s,
+            default_timeout_s=setup.default_timeout_s,
+        )
+
+    def _launch_spec(self, resolved: ResolvedAction, env: Mapping[str, str | None]) -> LaunchSpec:
+        argv = resolved.argv
+        process_env = _launch.process_environment(env, self._tag)
+        user = self._sudo_user
+        if user is not None:
+            self._script_path = self._files_directory / f"action-{self.number}.sh"
+            skipped = _launch.write_sudo_script(
+                self._script_path, argv, env, self._tag, self._working_directory, user
+            )
+            for name in skipped:
+                self._log.warning(f"Skipping environment variable with invalid name: {name}")
+            argv = _launch.sudo_argv(user, self._script_path)
+        return LaunchSpec(
+            argv=argv,
+            env=process_env,
+            cwd=self._working_directory,
+            tag=self._tag,
+            notify_period_s=resolved.notify_period_s,
+            timeout_s=resolved.timeout_s,
+            cancel_info_path=self._working_directory / "cancel_info.json",
+            sudo_user=user.user if user else None,
+        )
+
+    def _launch(self, spec: LaunchSpec) -> None:
+        self._log.subsection_banner("Phase: Running action")
+        self._log.info(f"Running command {' '.join(spec.argv)}", LogContent.PROCESS_CONTROL)
+        process = ActionProcess(spec, self._log, self._on_line, self._on_exit)
+        try:
+            pid = process.start()
+        except OSError as error:
+            message = f"Process failed to start: {error}"
+            self._log.error(message, LogContent.PROCESS_CONTROL)
+            self._remove_script()
+            self._end(replace(self._status, state=ActionState.FAILED, fail_message=message))
+            return
+        self._log.info(f"Command started as pid: {pid}", LogContent.PROCESS_CONTROL)
+        self._log.info("Output:")
+        with self._lock:
+            self._process = process
+            early, self._early_cancels = self._early_cancels, []
+            self._status = replace(self._status, pid=pid, started_at=datetime.now(timezone.utc))
+            status = self._status
+        self._publish(status)
+        for request in early:
+            process.cancel(request)
+        process.start_pump()
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def cancel(self, request: CancelRequest) -> None:
+        """Forward a cancel request; one that arrives before the launch waits for it."""
+        with self._lock:
+            process = self._process
+            if process is None:
+                self._early_cancels.append(request)
+                return
+        process.cancel(request)
+
+    def is_current_thread(self) -> bool:
+        process = self._process
+        return process is not None and process.is_pump_thread()
+
+    def wait_finished(self, timeout: float | None = None) -> bool:
+        return self._finished.wait(timeout)
+
+    # ---- stdout messages (pump thread) ---------------------------------------------------
+
+    def _on_line(self, line: str) -> None:
+        message = parse_output_line(line, redactions_enabled=self._redaction_enabled)
+        if message is not None:
+            line = self._apply_message(message, line)
+        self._log.info(line, LogContent.COMMAND_OUTPUT)
+
+    def _apply_message(self, message: Any, line: str) -> str:
+        """Act on one stdout message; returns the line as it should be logged."""
+        if isinstance(message, Progress):
+            self._update(progress=message.percent)
+        elif isinstance(message, Status):
+            self._update(status_message=message.message)
+        elif isinstance(message, Fail):
+            self._update(fail_message=message.message)
+        elif isinstance(message, SetEnv):
+            self._set_env(message)
+        elif isinstance(message, UnsetEnv):
+            self._record_env_change(EnvironmentVariableUnsetChange(message.name))
+        elif isinstance(message, SetLogLevel):
+            self._log.runtime_level = message.level
+        elif isinstance(message, Malformed):
+            return self._malformed(message, line)
+        return line
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+            status = self._status
+        self._publish(status)
+
+    def _set_env(self, message: SetEnv) -> None:
+        if message.redacted:
+            self._redactor.add(message.value, message.raw_payload)
+            if not self._redaction_enabled:
+                self._log.warning(
+                    "Received openjd_redacted_env message but REDACTED_ENV_VARS extension is "
+                    "not enabled"
+                )
+                return
+        self._record_env_change(EnvironmentVariableSetChange(message.name, message.value))
+
+    def _record_env_change(
+        self, change: EnvironmentVariableSetChange | EnvironmentVariableUnsetChange
+    ) -> None:
+        # Only an environment's own actions may change the session's variables.
+        if self._setup.kind in (ActionKind.ENTER, ActionKind.EXIT):
+            if self._env_changes is not None:
+                self._env_changes.record(change)
+        else:
+            self._log.debug(f"Ignoring environment change {change.name} outside an environment")
+
+    def _malformed(self, message: Malformed, line: str) -> str:
+        if message.secret_payload:
+            self._redactor.add(message.secret_payload)
+        in_environment = self._setup.kind in (ActionKind.ENTER, ActionKind.EXIT)
+        if message.fails_action and (in_environment or not message.env_scoped):
+            fail_message = message.fail_message or message.error
+            self._update(fail_message=self._redactor.redact(fail_message))
+            self.cancel(CancelRequest(CancelReason.PROTOCOL_ERROR, mark_failed=True, force=True))
+        return f"{line} -- ERROR: {message.error}"
+
+    # ---- the end -------------------------------------------------------------------------
+
+    def _on_exit(self, outcome: ProcessOutcome) -> None:
+        self._remove_script()
+        code = outcome.exit_code
+        if code is not None and self._status.pid is not None:
+            self._log.info(_exit_code_text(self._status.pid, code), LogContent.PROCESS_CONTROL)
+        state = self._final_state(outcome)
+        self._end(replace(self._status, state=state, exit_code=code, ended_at=outcome.ended_at))
+
+    @staticmethod
+    def _final_state(outcome: ProcessOutcome) -> ActionState:
+        reason = outcome.cancel_reason
+        if reason is None:
+            return ActionState.SUCCESS if outcome.exit_code == 0 else ActionState.FAILED
+        if outcome.mark_failed or reason == CancelReason.PROTOCOL_ERROR:
+            return ActionState.FAILED
+        return ActionState.TIMEOUT if reason == CancelReason.TIMEOUT else ActionState.CANCELED
+
+    def _end(self, status: ActionStatus) -> None:
+        if status.ended_at is None and status.state != ActionState.RUNNING:
+            status = replace(status, ended_at=datetime.now(timezone.utc))
+        with self._lock:
+            self._status = status
+        try:
+            self._finish_callback(self, status)
+        finally:
+            self._finished.set()
+
+    def _remove_script(self) -> None:
+        if self._script_path is not None:
+            with contextlib.suppress(OSError):
+                self._script_path.unlink()
