@@ -150,7 +150,7 @@ class ActionRun:
             spec = self._prepare()
         except _SetupError as error:
             # Reported like the action's own openjd_fail message, then as the failure.
-            self._on_line(f"openjd_fail: {error}")
+            self._on_lines([f"openjd_fail: {error}"])
             self._end(replace(self._status, state=ActionState.FAILED))
             return
         self._launch(spec)
@@ -220,7 +220,7 @@ class ActionRun:
     def _launch(self, spec: LaunchSpec) -> None:
         self._log.subsection_banner("Phase: Running action")
         self._log.info(f"Running command {' '.join(spec.argv)}", LogContent.PROCESS_CONTROL)
-        process = ActionProcess(spec, self._log, self._on_line, self._on_exit)
+        process = ActionProcess(spec, self._log, self._on_lines, self._on_exit)
         try:
             pid = process.start()
         except OSError as error:
@@ -261,11 +261,17 @@ class ActionRun:
 
     # ---- stdout messages (pump thread) ---------------------------------------------------
 
-    def _on_line(self, line: str) -> None:
-        message = parse_output_line(line, redactions_enabled=self._redaction_enabled)
-        if message is not None:
-            line = self._apply_message(message, line)
-        self._log.info(line, LogContent.COMMAND_OUTPUT)
+    def _on_lines(self, lines: list[str]) -> None:
+        """Log a batch of output; a message's callback runs before its line is logged."""
+        plain_from = 0
+        for index, line in enumerate(lines):
+            message = parse_output_line(line, redactions_enabled=self._redaction_enabled)
+            if message is None:
+                continue
+            self._log.log_lines(lines[plain_from:index], LogContent.COMMAND_OUTPUT)
+            self._log.log_lines([self._apply_message(message, line)], LogContent.COMMAND_OUTPUT)
+            plain_from = index + 1
+        self._log.log_lines(lines[plain_from:], LogContent.COMMAND_OUTPUT)
 
     def _apply_message(self, message: Any, line: str) -> str:
         """Act on one stdout message; returns the line as it should be logged."""

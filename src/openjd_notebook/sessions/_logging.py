@@ -8,6 +8,7 @@ nothing is set on ``LOG`` itself (handlers and levels stay the application's bus
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from enum import Flag, auto
 
@@ -67,7 +68,41 @@ class SessionLog:
             return
         if self.redactor:
             message = self.redactor.redact(message)
-        record = self._logger.makeRecord(
+        self._dispatch(self._make_record(level, message, content))
+
+    def log_lines(self, lines: list[str], content: LogContent | None = None) -> None:
+        """Log many INFO lines at once, e.g. one read of a process's output.
+
+        Records are copied from one template instead of running ``LogRecord.__init__``
+        per line, which is most of the cost of logging output; an application that
+        installed its own record factory still gets its factory.
+        """
+        if self.threshold() > logging.INFO or not lines:
+            return
+        redact = self.redactor.redact if self.redactor else None
+        if logging.getLogRecordFactory() is not logging.LogRecord:
+            for line in lines:
+                self._dispatch(
+                    self._make_record(logging.INFO, redact(line) if redact else line, content)
+                )
+            return
+        template = self._make_record(logging.INFO, "", content).__dict__
+        started = template["created"] - template["relativeCreated"] / 1000
+        for line in lines:
+            fields = template.copy()
+            now = time.time()
+            fields["msg"] = redact(line) if redact else line
+            fields["created"] = now
+            fields["msecs"] = (now - int(now)) * 1000
+            fields["relativeCreated"] = (now - started) * 1000
+            record = logging.LogRecord.__new__(logging.LogRecord)
+            record.__dict__ = fields
+            self._dispatch(record)
+
+    def _make_record(
+        self, level: int, message: str, content: LogContent | None
+    ) -> logging.LogRecord:
+        return self._logger.makeRecord(
             self._logger.name,
             level,
             "(openjd session)",
@@ -77,8 +112,10 @@ class SessionLog:
             None,
             extra={"session_id": self.session_id, "openjd_log_content": content},
         )
+
+    def _dispatch(self, record: logging.LogRecord) -> None:
         for handler in self._handlers:
-            if level >= handler.level:
+            if record.levelno >= handler.level:
                 handler.handle(record)
         self._logger.handle(record)
 

@@ -77,23 +77,37 @@ class CancelRequest:
     """Kill at once, whatever the action's cancelation method."""
 
 
+def _split_long(lines: list[str]) -> list[str]:
+    """Split lines longer than MAX_LINE_CHARACTERS into several records."""
+    if all(len(line) <= MAX_LINE_CHARACTERS for line in lines):
+        return lines
+    pieces: list[str] = []
+    for line in lines:
+        if len(line) <= MAX_LINE_CHARACTERS:
+            pieces.append(line)
+            continue
+        for start in range(0, len(line), MAX_LINE_CHARACTERS):
+            pieces.append(line[start : start + MAX_LINE_CHARACTERS])
+    return pieces
+
+
 def _utc_stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ActionProcess:
-    """Runs one process to completion and reports each output line and the outcome."""
+    """Runs one process to completion; reports its output lines (in batches) and outcome."""
 
     def __init__(
         self,
         spec: LaunchSpec,
         log: SessionLog,
-        on_line: Callable[[str], None],
+        on_lines: Callable[[list[str]], None],
         on_exit: Callable[[ProcessOutcome], None],
     ) -> None:
         self._spec = spec
         self._log = log
-        self._on_line = on_line
+        self._on_lines = on_lines
         self._on_exit = on_exit
         self._lock = threading.Lock()
         self._requests: list[CancelRequest] = []
@@ -268,24 +282,21 @@ class ActionProcess:
             self._pending = data
             if len(data) > _MAX_PENDING_BYTES:
                 self._pending = b""
-                self._emit_text(data.decode("utf-8", "backslashreplace"))
+                self._emit(_split_long([data.decode("utf-8", "backslashreplace")]))
             return
         self._pending = rest
-        for line in complete.decode("utf-8", "backslashreplace").split("\n"):
-            self._emit_text(line[:-1] if line.endswith("\r") else line)
+        lines = complete.decode("utf-8", "backslashreplace").split("\n")
+        self._emit(_split_long([line.removesuffix("\r") for line in lines]))
 
-    def _emit_text(self, line: str) -> None:
-        if len(line) <= MAX_LINE_CHARACTERS:
-            self._on_line(line)
-            return
-        for start in range(0, len(line), MAX_LINE_CHARACTERS):
-            self._on_line(line[start : start + MAX_LINE_CHARACTERS])
+    def _emit(self, lines: list[str]) -> None:
+        if lines:
+            self._on_lines(lines)
 
     def _flush_pending(self) -> None:
         if self._pending:
             text = self._pending.decode("utf-8", "backslashreplace")
             self._pending = b""
-            self._emit_text(text[:-1] if text.endswith("\r") else text)
+            self._emit(_split_long([text.removesuffix("\r")]))
 
     # ---- cancelation -------------------------------------------------------------------
 
