@@ -11,6 +11,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -114,6 +115,7 @@ class ActionRun:
         env_changes: SimplifiedEnvironmentVariableChanges | None,
         publish: Callable[[ActionStatus], None],
         finish: Callable[[ActionRun, ActionStatus], None],
+        pump_executor: Executor,
     ) -> None:
         self.number = number
         self._setup = setup
@@ -127,6 +129,7 @@ class ActionRun:
         self._env_changes = env_changes
         self._publish = publish
         self._finish_callback = finish
+        self._pump_executor = pump_executor
         self._lock = threading.Lock()
         self._status = ActionStatus(ActionState.RUNNING)
         self._process: ActionProcess | None = None
@@ -239,7 +242,7 @@ class ActionRun:
         self._publish(status)
         for request in early:
             process.cancel(request)
-        process.start_pump()
+        process.start_pump(self._pump_executor)
 
     # ---- requests ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -148,12 +149,15 @@ class ActionProcess:
             self._timeout_at = time.monotonic() + self._spec.timeout_s
         return self._popen.pid
 
-    def start_pump(self) -> None:
+    def start_pump(self, executor: Executor) -> None:
+        """Pump on ``executor`` (a session's long-lived worker, cheaper than a new thread)."""
+        executor.submit(self._pump_on_this_thread)
+
+    def _pump_on_this_thread(self) -> None:
         assert self._popen is not None
-        self._thread = threading.Thread(
-            target=self._pump, name=f"openjd-action-{self._popen.pid}", daemon=True
-        )
-        self._thread.start()
+        self._thread = threading.current_thread()
+        self._thread.name = f"openjd-action-{self._popen.pid}"
+        self._pump()
 
     def is_pump_thread(self) -> bool:
         return self._thread is threading.current_thread()

@@ -9,6 +9,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -112,6 +113,9 @@ class Session:
         self._env_bases: dict[EnvironmentIdentifier, dict[str, Any]] = {}
         self._tag_prefix = f"{uuid.uuid4().hex}/"
         self._host_rules = expr_host_rules(self._rules)
+        self._rules_file: Path | None = None
+        # Actions run one at a time, so one worker thread pumps them all.
+        self._pump_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openjd-pump")
         self._log_host_info()
         self._log.info(f"Initializing Open Job Description Session: {session_id}")
         self._directories = self._create_directories(session_root_directory)
@@ -444,6 +448,7 @@ class Session:
             if not action.is_current_thread():
                 action.wait_finished()
         _process_tree.kill_tree(self._tag_prefix)
+        self._pump_executor.shutdown(wait=False)
         self._finalizer.detach()
         if not self._retain_working_dir:
             self._log.section_banner("Session Cleanup")
@@ -481,6 +486,10 @@ class Session:
         )
 
     def _write_rules_file(self) -> Path:
+        """Write the rules file once; the rules never change during a session."""
+        path = self._rules_file
+        if path is not None and path.exists():
+            return path
         path = self.files_directory / "path_mapping_rules.json"
         try:
             path.write_text(path_mapping_file_text(self._rules), encoding="utf-8")
@@ -489,6 +498,7 @@ class Session:
             raise ValueError(
                 f"Could not write the path mapping rules file in {self.files_directory}: {error}"
             ) from error
+        self._rules_file = path
         return path
 
     def _action_env(
@@ -519,6 +529,7 @@ class Session:
             env_changes=self._env_changes.get(setup.environment_id or ""),
             publish=self._publish,
             finish=self._finish,
+            pump_executor=self._pump_executor,
         )
         with self._lock:
             self._action = run
