@@ -8,6 +8,7 @@ bindings, resolution), launches it, interprets its stdout messages and reports a
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -153,7 +154,9 @@ class ActionRun:
             spec = self._prepare()
         except _SetupError as error:
             # Reported like the action's own openjd_fail message, then as the failure.
-            self._on_lines([f"openjd_fail: {error}"])
+            message = self._redactor.redact(str(error))
+            self._update(fail_message=message)
+            self._log.info(f"openjd_fail: {message}", LogContent.COMMAND_OUTPUT)
             self._end(replace(self._status, state=ActionState.FAILED))
             return
         self._launch(spec)
@@ -222,7 +225,9 @@ class ActionRun:
 
     def _launch(self, spec: LaunchSpec) -> None:
         self._log.subsection_banner("Phase: Running action")
-        self._log.info(f"Running command {' '.join(spec.argv)}", LogContent.PROCESS_CONTROL)
+        # A secret the action is about to declare is not registered yet: mask it here.
+        command = Redactor.mask_redacted_env_requests(shlex.join(spec.argv))
+        self._log.info(f"Running command {command}", LogContent.PROCESS_CONTROL)
         process = ActionProcess(spec, self._log, self._on_lines, self._on_exit)
         try:
             pid = process.start()

@@ -367,10 +367,12 @@ class ActionProcess:
             return
         self._log.info(f"Grace period ends at {_utc_stamp(ends_at)}", LogContent.PROCESS_CONTROL)
         self._log.info(
-            f'INTERRUPT: Sending signal "term" to process group {self._popen.pid}',
+            f'INTERRUPT: Sending signal "term" to the process groups of {self._popen.pid}',
             LogContent.PROCESS_CONTROL,
         )
-        _process_tree.signal_group(self._popen.pid, signal.SIGTERM, self._spec.sudo_user)
+        _process_tree.notify_tree(
+            self._spec.tag, self._popen.pid, signal.SIGTERM, self._spec.sudo_user
+        )
 
     def _write_cancel_info(self, ends_at: datetime) -> bool:
         try:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import psutil
 
-__all__ = ["PROCESS_TAG_VARIABLE", "find_tagged", "kill_tree", "signal_group"]
+__all__ = ["PROCESS_TAG_VARIABLE", "find_tagged", "kill_tree", "notify_tree", "signal_group"]
 
 PROCESS_TAG_VARIABLE = "OPENJD_NOTEBOOK_PROCESS_TAG"
 """Environment variable that marks processes started by a session's actions."""
@@ -79,6 +79,26 @@ def signal_group(pgid: int, sig: int, sudo_user: str | None = None) -> None:
     except PermissionError:
         if sudo_user is not None:
             _sudo_kill(sudo_user, sig, [f"-{pgid}"])
+
+
+def notify_tree(tag: str, top_pid: int, sig: int, sudo_user: str | None = None) -> None:
+    """Send ``sig`` to every process group that holds a process of the tree.
+
+    Same user, that includes the top process's group. Through sudo, sudo's own group is
+    left out: the workload runs in a session of its own, and signalling sudo's login
+    shell would end the action without the workload ever hearing of it.
+    """
+    groups: set[int] = set() if sudo_user else {top_pid}
+    for process in find_tagged(tag):
+        try:
+            groups.add(os.getpgid(process.pid))
+        except OSError:
+            continue
+    groups.discard(os.getpgid(0))  # never this process's own group
+    if sudo_user:
+        groups.discard(top_pid)
+    for pgid in groups:
+        signal_group(pgid, sig, sudo_user)
 
 
 def _sudo_kill(user: str, sig: int, targets: Iterable[str]) -> None:

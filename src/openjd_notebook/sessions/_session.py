@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
 import sys
 import threading
 import uuid
@@ -59,8 +60,6 @@ def _abandon(tag_prefix: str, directory: Path, retain: bool) -> None:
     """Last resort when a session is dropped or Python exits without ``cleanup()``."""
     _process_tree.kill_tree(tag_prefix, deadline_s=2.0)
     if not retain:
-        import shutil
-
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -493,7 +492,10 @@ class Session:
         path = self.files_directory / "path_mapping_rules.json"
         try:
             path.write_text(path_mapping_file_text(self._rules), encoding="utf-8")
-            path.chmod(0o660 if self._sudo_user() else 0o600)
+            sudo_user = self._sudo_user()
+            path.chmod(0o640 if sudo_user else 0o600)
+            if sudo_user is not None:
+                shutil.chown(path, group=sudo_user.group)
         except OSError as error:
             raise ValueError(
                 f"Could not write the path mapping rules file in {self.files_directory}: {error}"
