@@ -8,6 +8,7 @@ bindings, resolution), launches it, interprets its stdout messages and reports a
 from __future__ import annotations
 
 import contextlib
+import errno
 import shlex
 import signal
 import threading
@@ -156,7 +157,7 @@ class ActionRun:
             # Reported like the action's own openjd_fail message, then as the failure.
             message = self._redactor.redact(str(error))
             self._update(fail_message=message)
-            self._log.info(f"openjd_fail: {message}", LogContent.COMMAND_OUTPUT)
+            self._log.info(f"openjd_fail: {message}", LogContent.EXCEPTION_INFO)
             self._end(replace(self._status, state=ActionState.FAILED))
             return
         self._launch(spec)
@@ -232,6 +233,10 @@ class ActionRun:
         try:
             pid = process.start()
         except OSError as error:
+            if error.errno == errno.ENOEXEC:
+                # Not a binary and no "#!" line: run it with the shell, as exec in sh does.
+                self._launch(replace(spec, argv=["/bin/sh", *spec.argv]))
+                return
             message = f"Process failed to start: {error}"
             self._log.error(message, LogContent.PROCESS_CONTROL)
             self._remove_script()
@@ -299,11 +304,12 @@ class ActionRun:
             return self._malformed(message, line)
         return line
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, publish: bool = True, **changes: Any) -> None:
         with self._lock:
             self._status = replace(self._status, **changes)
             status = self._status
-        self._publish(status)
+        if publish:
+            self._publish(status)
 
     def _set_env(self, message: SetEnv) -> None:
         if message.redacted:
@@ -331,8 +337,10 @@ class ActionRun:
             self._redactor.add(message.secret_payload)
         in_environment = self._setup.kind in (ActionKind.ENTER, ActionKind.EXIT)
         if message.fails_action and (in_environment or not message.env_scoped):
-            fail_message = message.fail_message or message.error
-            self._update(fail_message=self._redactor.redact(fail_message))
+            fail_message = self._redactor.redact(message.fail_message or message.error)
+            # A malformed env command ends the action with one FAILED report; a near-miss
+            # is reported as it is seen, like any other openjd_fail.
+            self._update(fail_message=fail_message, publish=not message.env_scoped)
             self.cancel(CancelRequest(CancelReason.PROTOCOL_ERROR, mark_failed=True, force=True))
         return f"{line} -- ERROR: {message.error}"
 

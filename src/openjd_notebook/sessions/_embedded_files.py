@@ -77,7 +77,11 @@ def _with_line_endings(text: str, end_of_line: Any) -> str:
 def write_files(files: Sequence[EmbeddedFile], symtab: SymbolTable, group: str | None) -> None:
     """Resolve each file's ``data`` and write it; raises ValueError or OSError on failure."""
     for file in files:
-        text = _with_line_endings(file.model.data.resolve(symtab=symtab), file.model.endOfLine)
+        try:
+            data = file.model.data.resolve(symtab=symtab)
+        except ValueError as error:
+            raise ValueError(f"Error resolving format string: {error}") from error
+        text = _with_line_endings(data, file.model.endOfLine)
         runnable = bool(file.model.runnable)
         mode = 0o700 if runnable else 0o600
         if group is not None:

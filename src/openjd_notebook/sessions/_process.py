@@ -8,6 +8,7 @@ grace period are deadlines of the same loop, not timer threads.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -30,7 +31,6 @@ __all__ = ["ActionProcess", "CancelReason", "CancelRequest", "LaunchSpec", "Proc
 
 MAX_LINE_CHARACTERS = 64_000
 """Longer output lines are split into records of this many characters."""
-_MAX_PENDING_BYTES = 4 * MAX_LINE_CHARACTERS
 _READ_SIZE = 1 << 16
 _STDOUT_DRAIN_AFTER_EXIT_S = 0.1
 """How long output is still read after the process exits (a background child may keep
@@ -116,7 +116,8 @@ class ActionProcess:
         self._mark_failed = False
         self._grace_ends: float | None = None
         self._timeout_at: float | None = None
-        self._pending = b""
+        self._pending = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._popen: subprocess.Popen[bytes] | None = None
@@ -280,27 +281,32 @@ class ActionProcess:
                 return True
 
     def _accept_bytes(self, chunk: bytes) -> None:
-        data = self._pending + chunk
-        complete, newline, rest = data.rpartition(b"\n")
-        if not newline:
-            self._pending = data
-            if len(data) > _MAX_PENDING_BYTES:
-                self._pending = b""
-                self._emit(_split_long([data.decode("utf-8", "backslashreplace")]))
-            return
-        self._pending = rest
-        lines = complete.decode("utf-8", "backslashreplace").split("\n")
-        self._emit(_split_long([line.removesuffix("\r") for line in lines]))
+        # Incremental decoding keeps multi-byte characters whole across reads.
+        self._accept_text(self._decoder.decode(chunk))
 
-    def _emit(self, lines: list[str]) -> None:
+    def _accept_text(self, text: str) -> None:
+        text = self._pending + text
+        carriage_return = ""
+        if "\r" in text:
+            # Universal newlines, like a text-mode reader: \r\n, \r and \n end a line. A
+            # final \r may be the first half of a \r\n that the next read completes.
+            if text.endswith("\r"):
+                text, carriage_return = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        complete, newline, rest = text.rpartition("\n")
+        lines = complete.split("\n") if newline else []
+        while len(rest) >= MAX_LINE_CHARACTERS:  # an endless line still reaches the log
+            lines.append(rest[:MAX_LINE_CHARACTERS])
+            rest = rest[MAX_LINE_CHARACTERS:]
+        self._pending = rest + carriage_return
         if lines:
-            self._on_lines(lines)
+            self._on_lines(_split_long(lines))
 
     def _flush_pending(self) -> None:
-        if self._pending:
-            text = self._pending.decode("utf-8", "backslashreplace")
-            self._pending = b""
-            self._emit(_split_long([text.removesuffix("\r")]))
+        self._accept_text(self._decoder.decode(b"", final=True))
+        text, self._pending = self._pending.removesuffix("\r"), ""
+        if text:
+            self._on_lines(_split_long([text]))
 
     # ---- cancelation -------------------------------------------------------------------
 

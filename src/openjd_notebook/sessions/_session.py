@@ -387,7 +387,7 @@ class Session:
             )
         if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
             raise ValueError("timeout must be a positive integer")
-        if not isinstance(command, str) or not command:
+        if not isinstance(command, str) or not command.strip():
             raise ValueError("command must be a non-empty string")
         if log_banner_message:
             self._log.section_banner(log_banner_message)
