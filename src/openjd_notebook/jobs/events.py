@@ -1,0 +1,204 @@
+"""Typed events of a run, and the bus that delivers them in order from one thread.
+
+Publishing never blocks the publisher (a session's pump or a node): events wait in a queue
+and one dispatcher thread per run hands them to subscribers. Consecutive log lines from
+the same action are delivered as one ``LogLines`` batch, so a slow subscriber sees bigger
+batches instead of slowing the actions down.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .outcomes import EnvironmentOutcome, EnvironmentScope, RunState, TaskOutcome
+
+__all__ = [
+    "EnvironmentEntered",
+    "EnvironmentExited",
+    "Event",
+    "EventBus",
+    "LogLines",
+    "RunEnded",
+    "RunStarted",
+    "Subscriber",
+    "TaskEnded",
+    "TaskProgress",
+    "TaskStarted",
+    "TaskStatus",
+]
+
+_LOG = logging.getLogger(__name__)
+_MAX_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    job_name: str
+    steps: tuple[str, ...]
+    task_counts: Mapping[str, int | None]
+    """Tasks (or chunks) planned per step; None while adaptive chunking decides."""
+    started: datetime
+    run_dir: Path | None
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    run_id: str
+    state: RunState
+    ended: datetime
+    result: Any
+    """The run's ``JobResult``."""
+
+
+@dataclass(frozen=True)
+class EnvironmentEntered:
+    name: str
+    scope: EnvironmentScope
+    step: str | None
+    worker: str
+    ok: bool
+    time: datetime
+
+
+@dataclass(frozen=True)
+class EnvironmentExited:
+    outcome: EnvironmentOutcome
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    step: str
+    task: int
+    parameters: Mapping[str, Any]
+    worker: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    step: str
+    task: int
+    worker: str
+    progress: float
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    step: str
+    task: int
+    worker: str
+    status_message: str
+
+
+@dataclass(frozen=True)
+class TaskEnded:
+    outcome: TaskOutcome
+
+
+@dataclass(frozen=True)
+class LogLines:
+    """Consecutive log lines of one action (a task, or an environment's enter or exit)."""
+
+    worker: str
+    step: str | None
+    task: int | None
+    environment: str | None
+    lines: tuple[str, ...] = field(default=())
+
+
+Event = (
+    RunStarted
+    | RunEnded
+    | EnvironmentEntered
+    | EnvironmentExited
+    | TaskStarted
+    | TaskProgress
+    | TaskStatus
+    | TaskEnded
+    | LogLines
+)
+Subscriber = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class _Line:
+    source: tuple[str, str | None, int | None, str | None]
+    text: str
+
+
+_STOP = object()
+
+
+class EventBus:
+    """Delivers a run's events to its subscribers, in order, on one dispatcher thread."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._dispatch, name=f"openjd-events-{name}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def publish_line(
+        self, worker: str, step: str | None, task: int | None, environment: str | None, text: str
+    ) -> None:
+        self._queue.put(_Line((worker, step, task, environment), text))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what is queued, then stop the dispatcher."""
+        self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _dispatch(self) -> None:
+        pending: object | None = None
+        while True:
+            item = pending if pending is not None else self._queue.get()
+            pending = None
+            if item is _STOP:
+                return
+            if isinstance(item, _Line):
+                item, pending = self._batch(item)
+            self._deliver(item)  # type: ignore[arg-type]
+
+    def _batch(self, first: _Line) -> tuple[LogLines, object | None]:
+        lines = [first.text]
+        following: object | None = None
+        while len(lines) < _MAX_BATCH:
+            try:
+                following = self._queue.get_nowait()
+            except queue.Empty:
+                following = None
+                break
+            if not isinstance(following, _Line) or following.source != first.source:
+                break
+            lines.append(following.text)
+            following = None
+        worker, step, task, environment = first.source
+        return LogLines(worker, step, task, environment, tuple(lines)), following
+
+    def _deliver(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                # One broken subscriber must not stop the others or the run.
+                _LOG.exception("openjd-notebook event subscriber %r failed", subscriber)

@@ -1,0 +1,363 @@
+"""A render node: one session that takes tasks one at a time.
+
+A node enters the job's environments when it takes its first task, and a step's
+environments when it takes its first task of that step (leaving the previous step's
+environments first). A node that never gets a task enters nothing. ``close`` exits
+whatever is entered, in reverse, even after a failure or a cancel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from openjd.model import Job, JobParameterValues, RevisionExtensions, Step
+
+from ..sessions import ActionState, ActionStatus, PathMappingRule, Session, SessionState
+from ..sessions._types import EnvironmentModel
+from .events import (
+    EnvironmentEntered,
+    EnvironmentExited,
+    EventBus,
+    TaskProgress,
+    TaskStarted,
+    TaskStatus,
+)
+from .outcomes import EnvironmentOutcome, EnvironmentScope, TaskOutcome, TaskState
+from .selection import TaskItem, typed_parameters
+
+__all__ = ["LogPaths", "Node", "RunContext"]
+
+_ACTION_STATES: Mapping[ActionState, TaskState] = {
+    ActionState.SUCCESS: "success",
+    ActionState.FAILED: "failed",
+    ActionState.CANCELED: "canceled",
+    ActionState.TIMEOUT: "timeout",
+}
+
+
+class LogPaths(Protocol):
+    """Where action logs go (the run record); each call returns (absolute, relative)."""
+
+    def log_path_for_task(self, step: str, task: int) -> tuple[Path, str]: ...
+
+    def log_path_for_environment(
+        self, name: str, scope: str, step: str | None, worker: str
+    ) -> tuple[Path, str]: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a node needs to run its share of one job."""
+
+    run_id: str
+    job: Job
+    parameter_values: JobParameterValues
+    revision_extensions: RevisionExtensions
+    job_symbol_table: Any
+    step_symbol_tables: Mapping[str, Any]
+    external_environments: Sequence[EnvironmentModel]
+    path_mapping_rules: Sequence[PathMappingRule]
+    session_root: Path | None
+    keep_workdir: bool
+    log_paths: LogPaths
+    events: EventBus
+    steps: Mapping[str, Step] = field(default_factory=dict)
+
+
+@dataclass
+class _Entered:
+    identifier: str
+    name: str
+    scope: EnvironmentScope
+    step: str | None
+    started: datetime
+    log_path: str
+    entered_ok: bool
+
+
+class _ActionLog(logging.Handler):
+    """Writes the session's records to the current action's log file and to the events."""
+
+    def __init__(self, worker: str, events: EventBus) -> None:
+        super().__init__()
+        self._worker = worker
+        self._events = events
+        self._file: IO[str] | None = None
+        self._source: tuple[str | None, int | None, str | None] = (None, None, None)
+
+    def switch(
+        self, path: Path | None, step: str | None, task: int | None, environment: str | None
+    ) -> None:
+        self.acquire()
+        try:
+            if self._file is not None:
+                self._file.close()
+            self._file = path.open("a", encoding="utf-8") if path is not None else None
+            self._source = (step, task, environment)
+        finally:
+            self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if self._file is not None:
+            self._file.write(text + "\n")
+        step, task, environment = self._source
+        self._events.publish_line(self._worker, step, task, environment, text)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Node:
+    """One worker of a run; not thread-safe except for ``cancel``."""
+
+    def __init__(self, name: str, context: RunContext) -> None:
+        self.name = name
+        self._context = context
+        self._steps = context.steps or {step.name: step for step in context.job.steps}
+        self._lock = threading.Lock()
+        self._session: Session | None = None
+        self._log = _ActionLog(name, context.events)
+        self._entered: list[_Entered] = []
+        self._step: str | None = None
+        self._environment_outcomes: list[EnvironmentOutcome] = []
+        self._canceled = False
+        self._current: TaskItem | None = None
+        self._broken: str | None = None
+
+    # ---- tasks ---------------------------------------------------------------------------
+
+    def run(self, item: TaskItem) -> TaskOutcome:
+        """Run one task, entering environments first as needed."""
+        if self._canceled:
+            return self._not_run(item, "canceled", None)
+        self._prepare_for(item.step)
+        if self._broken is not None:
+            return self._not_run(item, "not_run", self._broken)
+        return self._run_task(item)
+
+    def _run_task(self, item: TaskItem) -> TaskOutcome:
+        session = self._ensure_session()
+        absolute, relative = self._context.log_paths.log_path_for_task(item.step, item.index)
+        self._log.switch(absolute, item.step, item.index, None)
+        started = _now()
+        self._current = item
+        self._context.events.publish(
+            TaskStarted(
+                item.step, item.index, typed_parameters(item.parameters), self.name, started
+            )
+        )
+        step = self._steps[item.step]
+        status = self._run_action(
+            lambda: session.run_task(
+                step_script=step.script,
+                task_parameter_values=dict(item.parameters),
+                step_name=item.step,
+                resolved_symtab=self._context.step_symbol_tables.get(item.step),
+            )
+        )
+        self._current = None
+        self._log.switch(None, None, None, None)
+        return self._task_outcome(item, status, started, relative)
+
+    def _task_outcome(
+        self, item: TaskItem, status: ActionStatus | None, started: datetime, log_path: str
+    ) -> TaskOutcome:
+        if status is None:
+            return self._not_run(item, "canceled", None)
+        return TaskOutcome(
+            step=item.step,
+            task=item.index,
+            parameters=typed_parameters(item.parameters),
+            state=_ACTION_STATES[status.state],
+            exit_code=status.exit_code,
+            started=status.started_at or started,
+            ended=status.ended_at or _now(),
+            progress=status.progress,
+            status_message=status.status_message,
+            fail_message=status.fail_message,
+            worker=self.name,
+            log_path=log_path,
+            attempts=1,
+        )
+
+    def _not_run(self, item: TaskItem, state: TaskState, reason: str | None) -> TaskOutcome:
+        return TaskOutcome(
+            step=item.step,
+            task=item.index,
+            parameters=typed_parameters(item.parameters),
+            state=state,
+            fail_message=reason,
+            worker=self.name,
+        )
+
+    def _on_status(self, _session_id: str, status: ActionStatus) -> None:
+        item = self._current
+        if item is None or status.state != ActionState.RUNNING:
+            return
+        events = self._context.events
+        if status.progress is not None:
+            events.publish(TaskProgress(item.step, item.index, self.name, status.progress))
+        if status.status_message is not None:
+            events.publish(TaskStatus(item.step, item.index, self.name, status.status_message))
+
+    # ---- environments --------------------------------------------------------------------
+
+    def _prepare_for(self, step: str) -> None:
+        """Enter the job environments once, and this step's environments."""
+        if self._broken is not None or (self._session is not None and self._step == step):
+            return
+        if self._session is None:
+            self._ensure_session()
+            for environment in self._context.external_environments:
+                self._enter(environment, "external", None)
+            for environment in self._context.job.jobEnvironments or []:
+                self._enter(environment, "job", None)
+        self._leave_step()
+        self._step = step
+        for environment in self._steps[step].stepEnvironments or []:
+            self._enter(environment, "step", step)
+
+    def _enter(
+        self, environment: EnvironmentModel, scope: EnvironmentScope, step: str | None
+    ) -> None:
+        if self._broken is not None or self._canceled:
+            return
+        session = self._ensure_session()
+        absolute, relative = self._context.log_paths.log_path_for_environment(
+            environment.name, scope, step, self.name
+        )
+        self._log.switch(absolute, step, None, environment.name)
+        started = _now()
+        symtab = (
+            self._context.step_symbol_tables.get(step) if step else self._context.job_symbol_table
+        )
+        identifiers: list[str] = []
+        status = self._run_action(
+            lambda: identifiers.append(
+                session.enter_environment(
+                    environment=environment, step_name=step, resolved_symtab=symtab
+                )
+            )
+        )
+        self._log.switch(None, None, None, None)
+        ok = status is not None and status.state == ActionState.SUCCESS
+        if identifiers:
+            self._entered.append(
+                _Entered(identifiers[0], environment.name, scope, step, started, relative, ok)
+            )
+        self._context.events.publish(
+            EnvironmentEntered(environment.name, scope, step, self.name, ok, _now())
+        )
+        if not ok:
+            reason = status.fail_message if status and status.fail_message else _describe(status)
+            self._broken = f"Environment {environment.name!r} failed to enter: {reason}"
+
+    def _leave_step(self) -> None:
+        while self._entered and self._entered[-1].scope == "step":
+            self._exit(self._entered.pop(), keep_session_running=True)
+        self._step = None
+
+    def _exit(self, entered: _Entered, *, keep_session_running: bool) -> None:
+        session = self._ensure_session()
+        absolute, _ = self._context.log_paths.log_path_for_environment(
+            entered.name, entered.scope, entered.step, self.name
+        )
+        self._log.switch(absolute, entered.step, None, entered.name)
+        status = self._run_action(
+            lambda: session.exit_environment(
+                identifier=entered.identifier, keep_session_running=keep_session_running
+            ),
+            even_if_canceled=True,
+        )
+        self._log.switch(None, None, None, None)
+        exit_state: TaskState = _ACTION_STATES[status.state] if status else "canceled"
+        state: TaskState = exit_state if entered.entered_ok else "failed"
+        outcome = EnvironmentOutcome(
+            name=entered.name,
+            scope=entered.scope,
+            step=entered.step,
+            worker=self.name,
+            state=state,
+            started=entered.started,
+            ended=_now(),
+            log_path=entered.log_path,
+        )
+        self._environment_outcomes.append(outcome)
+        self._context.events.publish(EnvironmentExited(outcome))
+        if exit_state != "success" and self._broken is None:
+            self._broken = f"Environment {entered.name!r} failed to exit: {_describe(status)}"
+
+    # ---- actions -------------------------------------------------------------------------
+
+    def _ensure_session(self) -> Session:
+        if self._session is None:
+            context = self._context
+            self._session = Session(
+                session_id=f"{context.run_id}/{self.name}",
+                job_parameter_values=context.parameter_values,
+                job_name=context.job.name,
+                path_mapping_rules=list(context.path_mapping_rules) or None,
+                retain_working_dir=context.keep_workdir,
+                callback=self._on_status,
+                session_root_directory=context.session_root,
+                revision_extensions=context.revision_extensions,
+                log_handlers=[self._log],
+            )
+        return self._session
+
+    def _run_action(
+        self, start: Callable[[], None], *, even_if_canceled: bool = False
+    ) -> ActionStatus | None:
+        """Start an action unless the node was canceled first; wait for its end."""
+        session = self._ensure_session()
+        with self._lock:
+            if self._canceled and not even_if_canceled:
+                return None
+            start()
+        return session.wait()
+
+    def cancel(self, *, force: bool, grace_s: float | None) -> None:
+        """Stop the running action (its own cancelation, grace capped) and take no more tasks.
+
+        Safe from any thread, any number of times.
+        """
+        with self._lock:
+            self._canceled = True
+            session = self._session
+            if session is None or session.state not in (
+                SessionState.RUNNING,
+                SessionState.CANCELING,
+            ):
+                return
+            limit = 0.0 if force else grace_s
+            # RuntimeError: the action ended between the state check and the request.
+            with contextlib.suppress(RuntimeError):
+                session.cancel_action(
+                    time_limit=timedelta(seconds=limit) if limit is not None else None
+                )
+
+    def close(self) -> list[EnvironmentOutcome]:
+        """Exit every entered environment in reverse, end the session, return the outcomes."""
+        while self._entered:
+            self._exit(self._entered.pop(), keep_session_running=False)
+        if self._session is not None:
+            self._session.cleanup()
+        self._log.close()
+        return list(self._environment_outcomes)
+
+
+def _describe(status: ActionStatus | None) -> str:
+    if status is None:
+        return "canceled before it started"
+    if status.fail_message:
+        return status.fail_message
+    return f"{status.state.value} (exit code {status.exit_code})"

@@ -1,0 +1,274 @@
+"""Job parameter values: from Python values to the strings openjd-model expects, and back out.
+
+Values may be given as strings or as Python values (int, float, bool, ``os.PathLike``, and lists
+for ``LIST[...]`` types). A relative PATH value becomes absolute against the current directory, as
+openjd-model does, except an absolute path of the other OS family (``C:\\Projects\\a.ma`` on
+Linux): that one is kept as given so that path-mapping rules can still map it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any
+
+from openjd.model import (
+    CompatibilityError,
+    EnvironmentTemplate,
+    JobParameterDefinition,
+    JobParameterValues,
+    JobTemplate,
+    ParameterValue,
+    merge_job_parameter_definitions,
+    preprocess_job_parameters,
+)
+
+from .errors import ExpectedParameter, ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PARAMETER_COLUMNS",
+    "ResolvedParameters",
+    "absolute_path_inputs",
+    "definitions_frame",
+    "expected_parameters",
+    "input_strings",
+    "is_foreign_absolute",
+    "merged_definitions",
+    "parameter_string",
+    "resolve_job_parameters",
+    "value_string",
+]
+
+PARAMETER_COLUMNS = (
+    "name",
+    "type",
+    "required",
+    "default",
+    "allowed_values",
+    "range",
+    "description",
+)
+
+ResolvedParameters = tuple[JobParameterValues, dict[str, str]]
+"""The values to hand to sessions, and the same values as strings (for run records)."""
+
+
+def parameter_string(value: Any, type_name: str | None = None) -> str:
+    """``value`` as the string openjd-model reads for a parameter of type ``type_name``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if type_name is not None and not type_name.startswith("LIST"):
+            raise TypeError(f"a list is accepted only for LIST parameters, not {type_name}")
+        return json.dumps([_json_item(item) for item in value])
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    return str(value)
+
+
+def _json_item(item: Any) -> Any:
+    if isinstance(item, os.PathLike):
+        return os.fspath(item)
+    if isinstance(item, (list, tuple)):
+        return [_json_item(inner) for inner in item]
+    if isinstance(item, Decimal):
+        return float(item)
+    return item
+
+
+def value_string(value: ParameterValue) -> str:
+    """A resolved parameter value as text: lists as JSON, booleans as ``true``/``false``."""
+    return parameter_string(value.value)
+
+
+def is_foreign_absolute(value: str) -> bool:
+    """Whether ``value`` is an absolute path of the other OS family than this one."""
+    if os.name == "nt":
+        return value.startswith("/") and not PureWindowsPath(value).drive
+    # A drive ("C:", "\\\\server\\share") never names a POSIX location; joining it to the
+    # current directory would only hide it from path mapping.
+    return bool(PureWindowsPath(value).drive) and not PurePosixPath(value).is_absolute()
+
+
+def _default_text(definition: JobParameterDefinition) -> str | None:
+    default = getattr(definition, "default", None)
+    return None if default is None else parameter_string(_plain(default))
+
+
+def expected_parameters(definitions: Iterable[JobParameterDefinition]) -> list[ExpectedParameter]:
+    """What a template expects, for error messages."""
+    return [ExpectedParameter(d.name, d.type.value, _default_text(d)) for d in definitions]
+
+
+def _plain(value: Any) -> Any:
+    """Model values as plain Python: Decimal as float, lists item by item."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _range_text(definition: JobParameterDefinition) -> str | None:
+    low = getattr(definition, "minValue", None)
+    high = getattr(definition, "maxValue", None)
+    prefix = ""
+    if low is None and high is None:
+        low = getattr(definition, "minLength", None)
+        high = getattr(definition, "maxLength", None)
+        prefix = "length "
+    if low is None and high is None:
+        return None
+    if high is None:
+        return f"{prefix}>= {_plain(low)}"
+    if low is None:
+        return f"{prefix}<= {_plain(high)}"
+    return f"{prefix}{_plain(low)}..{_plain(high)}"
+
+
+def _definition_row(definition: JobParameterDefinition) -> dict[str, Any]:
+    default = getattr(definition, "default", None)
+    allowed = getattr(definition, "allowedValues", None)
+    return {
+        "name": definition.name,
+        "type": definition.type.value,
+        "required": default is None,
+        "default": _plain(default),
+        "allowed_values": None if allowed is None else _plain(list(allowed)),
+        "range": _range_text(definition),
+        "description": definition.description,
+    }
+
+
+def definitions_frame(definitions: Iterable[JobParameterDefinition]) -> pd.DataFrame:
+    """One row per job parameter, in template order, columns as ``PARAMETER_COLUMNS``."""
+    import pandas as pd  # here, not at the top: pandas is slow to import
+
+    rows = [_definition_row(d) for d in definitions]
+    # object columns keep each default as its own type (int, float, str, list) and None as None
+    frame = pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS), dtype=object)
+    return frame.astype({"name": "str", "type": "str", "required": "bool"})
+
+
+def merged_definitions(
+    job_template: JobTemplate, environments: Sequence[EnvironmentTemplate]
+) -> list[JobParameterDefinition]:
+    """The job's parameter definitions merged with those of the external environments."""
+    try:
+        return merge_job_parameter_definitions(
+            job_template=job_template, environment_templates=list(environments) or None
+        )
+    except CompatibilityError as exc:
+        problem = f"The environment templates' parameters do not fit the job's: {exc}"
+        raise ParameterError(problem) from exc
+
+
+def _input_strings(
+    values: Mapping[str, Any], types: Mapping[str, str], expected: list[ExpectedParameter]
+) -> dict[str, str]:
+    strings: dict[str, str] = {}
+    for name, value in values.items():
+        try:
+            strings[name] = parameter_string(value, types.get(name))
+        except TypeError as exc:
+            raise ParameterError(f"Job parameter {name}: {exc}.", expected) from exc
+    return strings
+
+
+def _check_missing(
+    inputs: Mapping[str, str],
+    definitions: Sequence[JobParameterDefinition],
+    expected: list[ExpectedParameter],
+) -> None:
+    missing = [
+        d.name for d in definitions if getattr(d, "default", None) is None and d.name not in inputs
+    ]
+    if missing:
+        problem = f"Missing value(s) for required job parameter(s): {', '.join(missing)}."
+        raise ParameterError(problem, expected, missing=missing)
+
+
+def _bundle_inputs(bundle: Mapping[str, str], known: set[str]) -> dict[str, str]:
+    # Namespaced names ("deadline:priority") belong to other tools reading the same bundle.
+    return {name: value for name, value in bundle.items() if name in known or ":" not in name}
+
+
+def input_strings(
+    definitions: Sequence[JobParameterDefinition],
+    parameters: Mapping[str, Any] | None,
+    bundle: Mapping[str, str],
+) -> dict[str, str]:
+    """Bundle values overridden by ``parameters``, as strings; unknown names are refused."""
+    expected = expected_parameters(definitions)
+    types = {d.name: d.type.value for d in definitions}
+    inputs = _bundle_inputs(bundle, set(types))
+    inputs.update(_input_strings(parameters or {}, types, expected))
+    unknown = sorted(set(inputs) - set(types))
+    if unknown:
+        raise ParameterError(f"Unknown job parameter(s): {', '.join(unknown)}.", expected)
+    return inputs
+
+
+def absolute_path_inputs(
+    inputs: Mapping[str, str], definitions: Sequence[JobParameterDefinition], cwd: Path
+) -> dict[str, str]:
+    """``inputs`` with relative PATH values joined to ``cwd`` (other-OS absolute ones kept)."""
+    paths = {d.name for d in definitions if d.type.value == "PATH"}
+    return {
+        name: _absolute(value, cwd) if name in paths else value for name, value in inputs.items()
+    }
+
+
+def _absolute(value: str, cwd: Path) -> str:
+    if value == "" or is_foreign_absolute(value) or Path(value).is_absolute():
+        return value
+    return str(cwd / value)
+
+
+def resolve_job_parameters(
+    job_template: JobTemplate,
+    parameters: Mapping[str, Any] | None,
+    *,
+    bundle: Mapping[str, str],
+    template_dir: Path,
+    environments: Sequence[EnvironmentTemplate] = (),
+) -> ResolvedParameters:
+    """Check and complete job parameter values the way openjd-model does for ``openjd run``."""
+    definitions = merged_definitions(job_template, environments)
+    expected = expected_parameters(definitions)
+    inputs = input_strings(definitions, parameters, bundle)
+    _check_missing(inputs, definitions, expected)
+    paths = {d.name for d in definitions if d.type.value == "PATH"}
+    foreign = {n: v for n, v in inputs.items() if n in paths and is_foreign_absolute(v)}
+    values = _preprocess(job_template, inputs, template_dir, environments, expected)
+    for name, raw in foreign.items():
+        values[name] = ParameterValue(type=values[name].type, value=raw)
+    return values, {name: value_string(value) for name, value in values.items()}
+
+
+def _preprocess(
+    job_template: JobTemplate,
+    inputs: dict[str, str],
+    template_dir: Path,
+    environments: Sequence[EnvironmentTemplate],
+    expected: list[ExpectedParameter],
+) -> JobParameterValues:
+    try:
+        return preprocess_job_parameters(
+            job_template=job_template,
+            job_parameter_values=inputs,
+            job_template_dir=template_dir,
+            current_working_dir=Path.cwd(),
+            environment_templates=list(environments) or None,
+        )
+    except ValueError as exc:
+        problem = " ".join(str(exc).split("\n"))
+        raise ParameterError(problem if problem.endswith(".") else f"{problem}.", expected) from exc

@@ -1,0 +1,422 @@
+"""Run records on disk: one directory per run with run.json, CSV tables and one log per action.
+
+Layout of a record directory::
+
+    <root>/<UTC start YYYYmmddTHHMMSSZ>-<job name>-<8 hex>/
+        run.json            template, parameters, options, versions, host, timings, outcomes
+        tasks.csv           JobResult.tasks, for spreadsheets and grep
+        environments.csv    JobResult.environments
+        logs/<step>/task-0007.log
+        logs/environments/<worker>.<scope>.<step or "job">.<name>.log
+
+run.json is the source of truth: :func:`load_run` rebuilds typed values from it, never from CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from hashlib import sha256
+from importlib import metadata
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+
+from .errors import JobsError
+from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
+from .results import JobResult, ParameterColumns
+
+__all__ = [
+    "DEFAULT_RUNS_ROOT",
+    "RECORD_FORMAT",
+    "RUNS_COLUMNS",
+    "RunRecordError",
+    "RunRecorder",
+    "load_run",
+    "runs",
+]
+
+DEFAULT_RUNS_ROOT = Path("openjd-runs")
+RECORD_FORMAT = "openjd-notebook-run/1"
+RUN_FILE = "run.json"
+RUNS_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "job_name",
+    "state",
+    "started",
+    "duration_s",
+    "tasks",
+    "succeeded",
+    "failed",
+    "path",
+    "template_digest",
+)
+INCOMPLETE_ERROR = "the run did not finish (record incomplete)"
+_RUNNING = "running"
+_RUN_STATES = ("success", "failed", "canceled")
+_FAILURE_STATES = ("failed", "timeout", "canceled")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_NAME = 60
+
+
+class RunRecordError(JobsError, ValueError):
+    """A run record is missing or malformed; the message names the file and what is wrong."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecorder:
+    """Writes one run's record directory: run.json at start and end, logs in between.
+
+    Log path methods are safe to call from several worker threads: they only create directories.
+    """
+
+    run_dir: Path
+    run_id: str
+    job_name: str
+    started: datetime
+    header: Mapping[str, Any]
+    """Everything in run.json known at start (template, parameters, options, versions, host)."""
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        root: Path | None,
+        job_name: str,
+        template_text: str,
+        template_digest: str,
+        parameters: Mapping[str, str],
+        options: Mapping[str, Any],
+        started: datetime,
+        run_id: str | None = None,
+    ) -> RunRecorder:
+        """Make a new, unique record directory under ``root`` and write run.json as running.
+
+        ``run_id`` (default: 8 random hex digits) ends the directory name; pass the run's own id
+        so events, the record and the result agree.
+        """
+        run_id = run_id or uuid.uuid4().hex[:8]
+        root_dir = Path(root or DEFAULT_RUNS_ROOT).absolute()
+        run_dir = _make_run_dir(root_dir, job_name, started, run_id)
+        header = {
+            "format": RECORD_FORMAT,
+            "run_id": run_id,
+            "job_name": job_name,
+            "template": {"digest": template_digest, "text": template_text},
+            "parameters": dict(parameters),
+            "options": dict(options),
+            "versions": _package_versions(),
+            "host": _host(),
+        }
+        recorder = cls(run_dir, run_id, job_name, started, header)
+        recorder._write_run_json(state=_RUNNING, ended=None)
+        return recorder
+
+    def log_path_for_task(self, step: str, task: int) -> tuple[Path, str]:
+        """Absolute and record-relative path of a task's log; its directory exists."""
+        return self._log_path("logs", safe_name(step), f"task-{task:04d}.log")
+
+    def log_path_for_environment(
+        self, name: str, scope: str, step: str | None, worker: str
+    ) -> tuple[Path, str]:
+        """Absolute and record-relative path of an environment's log on one worker."""
+        # Safe names never contain ".", so the dotted parts cannot run into each other.
+        parts = [safe_name(worker), safe_name(scope), safe_name(step or "job"), safe_name(name)]
+        return self._log_path("logs", "environments", ".".join(parts) + ".log")
+
+    def _log_path(self, *parts: str) -> tuple[Path, str]:
+        path = self.run_dir.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, "/".join(parts)
+
+    def finish(
+        self,
+        *,
+        state: RunState,
+        ended: datetime,
+        tasks: Sequence[TaskOutcome],
+        environments: Sequence[EnvironmentOutcome],
+        parameter_columns: ParameterColumns,
+        error: str | None = None,
+    ) -> JobResult:
+        """Write the CSV tables and the final run.json; return the run's :class:`JobResult`."""
+        result = JobResult(
+            job_name=self.job_name,
+            state=state,
+            started=self.started,
+            ended=ended,
+            tasks=tasks,
+            environments=environments,
+            parameter_columns=parameter_columns,
+            run_dir=self.run_dir,
+            run_id=self.run_id,
+            error=error,
+        )
+        result.tasks.to_csv(self.run_dir / "tasks.csv", index=False)
+        result.environments.to_csv(self.run_dir / "environments.csv", index=False)
+        self._write_run_json(state=state, ended=ended, result=result)
+        return result
+
+    def _write_run_json(
+        self, *, state: str, ended: datetime | None, result: JobResult | None = None
+    ) -> None:
+        body = {
+            **self.header,
+            "state": state,
+            "started": self.started.isoformat(),
+            "ended": None if ended is None else ended.isoformat(),
+            "duration_s": None if ended is None else (ended - self.started).total_seconds(),
+        }
+        if result is not None:
+            body.update(_outcomes_json(result))
+        _write_json_atomically(self.run_dir / RUN_FILE, body)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as one safe path component: letters, digits, ``_`` and ``-`` only.
+
+    A name that had to change gets a short digest of the original, so two different names
+    ("a b" and "a/b") never share a file.
+    """
+    cleaned = _UNSAFE.sub("_", name).strip("_-")[:_MAX_NAME] or "unnamed"
+    if cleaned == name:
+        return cleaned
+    return f"{cleaned}-{sha256(name.encode()).hexdigest()[:6]}"
+
+
+def _make_run_dir(root: Path, job_name: str, started: datetime, run_id: str) -> Path:
+    stamp = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = _UNSAFE.sub("_", job_name).strip("_-")[:_MAX_NAME] or "job"
+    base = f"{stamp}-{name}-{safe_name(run_id)}"
+    root.mkdir(parents=True, exist_ok=True)
+    candidate = base
+    while True:
+        try:
+            (root / candidate).mkdir()
+        except FileExistsError:  # Same second, name and id (a reused id): add a random suffix.
+            candidate = f"{base}-{uuid.uuid4().hex[:4]}"
+            continue
+        return root / candidate
+
+
+def _package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for package in ("openjd-notebook", "openjd-model"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    versions["python"] = platform.python_version()
+    return versions
+
+
+def _host() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python_executable": sys.executable,
+    }
+
+
+def _write_json_atomically(path: Path, body: Mapping[str, Any]) -> None:
+    # Readers (runs(), a second notebook) see the old or the new file, never half of one.
+    text = json.dumps(body, indent=2, default=str, ensure_ascii=False)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# -- outcomes to and from JSON ----------------------------------------------------------------
+
+
+def _outcomes_json(result: JobResult) -> dict[str, Any]:
+    return {
+        "error": result.error,
+        "parameter_columns": {
+            step: [list(param) for param in params]
+            for step, params in result.parameter_columns.items()
+        },
+        "tasks": [_outcome_json(t) for t in result.task_outcomes],
+        "environments": [_outcome_json(e) for e in result.environment_outcomes],
+    }
+
+
+def _outcome_json(outcome: TaskOutcome | EnvironmentOutcome) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for field in fields(outcome):
+        value = getattr(outcome, field.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        body[field.name] = value
+    return body
+
+
+def _task_from_json(body: Mapping[str, Any], types: Mapping[str, str]) -> TaskOutcome:
+    values = _known_fields(TaskOutcome, body)
+    values["parameters"] = {
+        name: _typed_parameter(value, types.get(name))
+        for name, value in dict(values.get("parameters") or {}).items()
+    }
+    return TaskOutcome(**values)
+
+
+def _environment_from_json(body: Mapping[str, Any]) -> EnvironmentOutcome:
+    return EnvironmentOutcome(**_known_fields(EnvironmentOutcome, body))
+
+
+def _known_fields(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    # Fields added by a later format are ignored; missing ones take the dataclass default.
+    values = {f.name: body[f.name] for f in fields(cls) if f.name in body}
+    for name in ("started", "ended"):
+        if values.get(name) is not None:
+            values[name] = datetime.fromisoformat(values[name])
+    return values
+
+
+def _typed_parameter(value: Any, kind: str | None) -> Any:
+    # JSON writes 2.0 as 2.0 but a FLOAT parameter given as 2 comes back as int; restore it.
+    if value is None or kind is None:
+        return value
+    if kind == "INT":
+        return int(value)
+    if kind == "FLOAT":
+        return float(value)
+    return str(value)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def load_run(path: str | Path) -> JobResult:
+    """The :class:`JobResult` recorded in a run directory (or its run.json).
+
+    A run that never finished (the process died) loads as failed with an explanatory error.
+    """
+    run_file = _run_file(Path(path))
+    body = _read_run_json(run_file)
+    try:
+        return _result_from_json(body, run_file.parent.absolute())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunRecordError(f"{run_file}: malformed run record ({_describe(exc)})") from exc
+
+
+def _run_file(path: Path) -> Path:
+    run_file = path if path.name == RUN_FILE and not path.is_dir() else path / RUN_FILE
+    if not run_file.is_file():
+        raise RunRecordError(f"{run_file}: no run record here (run.json is missing)")
+    return run_file
+
+
+def _read_run_json(run_file: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunRecordError(f"{run_file}: cannot read run record ({exc})") from exc
+    if not isinstance(body, dict):
+        raise RunRecordError(f"{run_file}: run record is not a JSON object")
+    return body
+
+
+def _result_from_json(body: Mapping[str, Any], run_dir: Path) -> JobResult:
+    state = body["state"]
+    if state not in (*_RUN_STATES, _RUNNING):
+        raise ValueError(f"unknown state {state!r}")
+    columns = _parameter_columns_from_json(body.get("parameter_columns") or {})
+    types = {name: kind for params in columns.values() for name, kind in params}
+    finished = state != _RUNNING
+    return JobResult(
+        job_name=str(body["job_name"]),
+        state=cast(RunState, state if finished else "failed"),
+        started=datetime.fromisoformat(body["started"]),
+        ended=_optional_time(body.get("ended")),
+        tasks=[_task_from_json(t, types) for t in body.get("tasks") or []],
+        environments=[_environment_from_json(e) for e in body.get("environments") or []],
+        parameter_columns=columns,
+        run_dir=run_dir,
+        run_id=str(body.get("run_id", "")),
+        error=body.get("error") if finished else INCOMPLETE_ERROR,
+    )
+
+
+def _parameter_columns_from_json(body: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    return {step: [(str(n), str(k)) for n, k in params] for step, params in body.items()}
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+def runs(root: str | Path | None = None) -> pd.DataFrame:
+    """One row per run record under ``root`` (default ``./openjd-runs``), newest first.
+
+    Directories without a readable run.json are skipped. A run still in progress, or one whose
+    process died, shows state "running".
+    """
+    rows = list(_run_rows(Path(root) if root is not None else DEFAULT_RUNS_ROOT))
+    frame = pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
+    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    frame["duration_s"] = frame["duration_s"].astype("float64")
+    for column in ("tasks", "succeeded", "failed"):
+        frame[column] = frame[column].astype("int64")
+    frame = frame.sort_values(["started", "run_id"], ascending=False, kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _run_rows(root: Path) -> Iterator[dict[str, Any]]:
+    if not root.is_dir():
+        return
+    for run_dir in root.iterdir():
+        row = _run_row(run_dir)
+        if row is not None:
+            yield row
+
+
+def _run_row(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        body = _read_run_json(run_dir / RUN_FILE)
+        datetime.fromisoformat(body["started"])
+    except (RunRecordError, KeyError, TypeError, ValueError):
+        return None  # not a record (or a broken one): listing must not fail because of it
+    states = [t.get("state") for t in body.get("tasks") or [] if isinstance(t, dict)]
+    return {
+        "run_id": body.get("run_id"),
+        "job_name": body.get("job_name"),
+        "state": body.get("state"),
+        "started": body["started"],
+        "duration_s": body.get("duration_s"),
+        "tasks": len(states),
+        "succeeded": states.count("success"),
+        "failed": sum(states.count(s) for s in _FAILURE_STATES),
+        "path": run_dir.absolute(),
+        "template_digest": (body.get("template") or {}).get("digest"),
+    }

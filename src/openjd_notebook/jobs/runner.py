@@ -1,0 +1,463 @@
+"""``start_job`` / ``run_job`` and the ``JobRun`` handle.
+
+One orchestration thread per run plans the steps, keeps the executor's nodes busy with
+ready tasks (a step is ready once the steps it depends on succeeded), stops new work at
+the first failure, and finally has every node exit its environments before the result
+is recorded. ``run_job`` is ``start_job(...).wait()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from openjd.model.v2023_09 import EnvironmentTemplate
+
+from .errors import JobsError, RunError
+from .events import EventBus, RunEnded, RunStarted, Subscriber, TaskEnded
+from .executor import Executor, ExecutorRun
+from .local import LocalExecutor
+from .node import RunContext
+from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
+from .path_mapping import PathMappingInput, load_path_mapping_rules
+from .records import RunRecorder
+from .results import JobResult
+from .selection import StepPlan, TaskItem, TasksSpec, plan_steps, typed_parameters
+from .template import Template
+
+__all__ = ["JobRun", "JobRunState", "run_job", "start_job"]
+
+TemplateInput = Template | str | os.PathLike[str]
+
+
+class JobRunState(str, enum.Enum):
+    RUNNING = "running"
+    CANCELING = "canceling"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``start_job`` was asked to do; recorded in ``run.json``."""
+
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    step: str | None = None
+    tasks: TasksSpec | None = None
+    max_tasks: int | None = None
+    run_dependencies: bool = True
+    workers: int = 1
+    environments: Sequence[TemplateInput] = ()
+    path_mapping_rules: PathMappingInput = None
+    session_root: Path | None = None
+    keep_workdir: bool = False
+    cancel_grace: float | None = None
+    runs_root: Path | None = None
+
+    def for_record(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "tasks": self.tasks
+            if isinstance(self.tasks, str) or self.tasks is None
+            else list(self.tasks),
+            "max_tasks": self.max_tasks,
+            "run_dependencies": self.run_dependencies,
+            "workers": self.workers,
+            "environments": [str(getattr(e, "source", None) or e) for e in self.environments],
+            "keep_workdir": self.keep_workdir,
+            "cancel_grace": self.cancel_grace,
+        }
+
+
+def _as_template(value: TemplateInput, what: str) -> Template:
+    if isinstance(value, Template):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return Template.load(value)
+    raise TypeError(f"{what} must be a Template or a path to one, not {type(value).__name__}")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JobRun:
+    """A running (or finished) job. Thread-safe: ``cancel`` and ``wait`` from any thread."""
+
+    def __init__(
+        self,
+        template: Template,
+        options: RunOptions,
+        executor: Executor,
+        subscribers: Sequence[Subscriber] = (),
+    ) -> None:
+        self.run_id = uuid.uuid4().hex[:8]
+        self.template = template
+        self.options = options
+        self._executor = executor
+        self._events = EventBus(self.run_id)
+        for subscriber in subscribers:
+            self._events.subscribe(subscriber)
+        self._lock = threading.Lock()
+        self._state = JobRunState.RUNNING
+        self._cancel_requested: bool | None = None  # None, or the force flag of the request
+        self._execution: ExecutorRun | None = None
+        self._result: JobResult | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"openjd-run-{self.run_id}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    # ---- public handle -------------------------------------------------------------------
+
+    @property
+    def state(self) -> JobRunState:
+        return self._state
+
+    @property
+    def result(self) -> JobResult | None:
+        """The result once the run ended, else None."""
+        return self._result
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def on_event(self, subscriber: Subscriber) -> None:
+        """Receive this run's events from now on, in order, on the run's event thread."""
+        self._events.subscribe(subscriber)
+
+    def cancel(self, force: bool = False) -> None:
+        """Cancel: running actions get their own cancelation (grace capped by ``cancel_grace``);
+        ``force=True`` kills them now. Entered environments still exit. Safe to repeat."""
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._state = JobRunState.CANCELING
+            self._cancel_requested = bool(force or self._cancel_requested)
+            execution = self._execution
+        if execution is not None:
+            grace = 0.0 if force else self.options.cancel_grace
+            execution.cancel(force=force, grace_s=grace)
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Block until the run ends and return its result.
+
+        Ctrl-C while waiting cancels gracefully, a second Ctrl-C kills; the run still
+        exits its environments, then ``KeyboardInterrupt`` is raised again.
+        """
+        interrupted = False
+        while True:
+            try:
+                if not self._done.wait(timeout):
+                    raise TimeoutError(f"The run did not end within {timeout} seconds.")
+                break
+            except KeyboardInterrupt:
+                self.cancel(force=interrupted)
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+        assert self._result is not None
+        return self._result
+
+    def __repr__(self) -> str:
+        return f"<JobRun {self.run_id} {self.template.name!r} {self._state.value}>"
+
+    # ---- the orchestration thread --------------------------------------------------------
+
+    def _main(self) -> None:
+        started = _now()
+        try:
+            result = self._execute(started)
+        except Exception as error:
+            result = self._failed_before_start(started, error)
+        self._finish(result)
+
+    def _execute(self, started: datetime) -> JobResult:
+        options = self.options
+        environments = [_as_template(e, "an environment") for e in options.environments]
+        instance = self.template.instantiate(options.parameters, environments=environments)
+        plans = plan_steps(
+            instance.job,
+            step=options.step,
+            tasks=options.tasks,
+            max_tasks=options.max_tasks,
+            run_dependencies=options.run_dependencies,
+        )
+        rules = load_path_mapping_rules(options.path_mapping_rules)
+        recorder = RunRecorder.create(
+            root=options.runs_root,
+            job_name=instance.job.name,
+            template_text=self.template.text,
+            template_digest=self.template.digest,
+            parameters=dict(instance.parameter_strings),
+            options=options.for_record(),
+            started=started,
+            run_id=self.run_id,
+        )
+        self._events.publish(
+            RunStarted(
+                self.run_id,
+                instance.job.name,
+                tuple(plan.name for plan in plans),
+                {plan.name: plan.planned_count() for plan in plans},
+                started,
+                recorder.run_dir,
+            )
+        )
+        context = RunContext(
+            run_id=self.run_id,
+            job=instance.job,
+            parameter_values=instance.parameter_values,
+            revision_extensions=instance.revision_extensions,
+            job_symbol_table=getattr(instance, "job_symbol_table", None),
+            step_symbol_tables=instance.step_symbol_tables,
+            external_environments=[_environment_model(e) for e in environments],
+            path_mapping_rules=rules,
+            session_root=options.session_root,
+            keep_workdir=options.keep_workdir,
+            log_paths=recorder,
+            events=self._events,
+        )
+        tasks, environment_outcomes = self._schedule(plans, context)
+        state = self._final_state(tasks, environment_outcomes)
+        return recorder.finish(
+            state=state,
+            ended=_now(),
+            tasks=tasks,
+            environments=environment_outcomes,
+            parameter_columns=_parameter_columns(plans),
+            error=_first_error(tasks, environment_outcomes),
+        )
+
+    def _schedule(
+        self, plans: list[StepPlan], context: RunContext
+    ) -> tuple[list[TaskOutcome], list[EnvironmentOutcome]]:
+        execution = self._executor.open(context)
+        with self._lock:
+            self._execution = execution
+            cancel = self._cancel_requested
+        if cancel is not None:
+            execution.cancel(force=cancel, grace_s=self.options.cancel_grace)
+        scheduler = _Scheduler(plans, execution, self)
+        try:
+            scheduler.run()
+        finally:
+            environment_outcomes = execution.close()
+        return scheduler.outcomes(), environment_outcomes
+
+    def _final_state(
+        self, tasks: Sequence[TaskOutcome], environments: Sequence[EnvironmentOutcome]
+    ) -> RunState:
+        all_ok = all(t.state == "success" for t in tasks) and all(
+            e.state == "success" for e in environments
+        )
+        if all_ok:
+            return "success"
+        return "canceled" if self._cancel_requested is not None else "failed"
+
+    def _failed_before_start(self, started: datetime, error: Exception) -> JobResult:
+        message = str(error) if isinstance(error, JobsError) else f"{type(error).__name__}: {error}"
+        return JobResult(
+            job_name=self.template.name,
+            state="failed",
+            started=started,
+            ended=_now(),
+            tasks=[],
+            environments=[],
+            parameter_columns={},
+            run_dir=None,
+            run_id=self.run_id,
+            error=message,
+        )
+
+    def _finish(self, result: JobResult) -> None:
+        with self._lock:
+            self._result = result
+            self._state = JobRunState(result.state)
+        self._events.publish(RunEnded(self.run_id, result.state, _now(), result))
+        self._events.close(timeout=30)
+        self._done.set()
+
+    # ---- used by the scheduler -----------------------------------------------------------
+
+    def stopping(self) -> bool:
+        return self._cancel_requested is not None
+
+    def publish_outcome(self, outcome: TaskOutcome) -> None:
+        self._events.publish(TaskEnded(outcome))
+
+    def stop_after_failure(self, execution: ExecutorRun) -> None:
+        # The first failure stops new work and cancels the rest gracefully.
+        execution.cancel(force=False, grace_s=self.options.cancel_grace)
+
+
+class _Scheduler:
+    """Keeps the executor busy with ready tasks until done, failed or canceled."""
+
+    def __init__(self, plans: list[StepPlan], execution: ExecutorRun, run: JobRun) -> None:
+        self._plans = plans
+        self._execution = execution
+        self._run = run
+        self._exhausted: set[str] = set()
+        self._succeeded_steps: set[str] = set()
+        self._in_flight: dict[tuple[str, int], TaskItem] = {}
+        self._outcomes: dict[tuple[str, int], TaskOutcome] = {}
+        self._failed = False
+        self._selected = {plan.name for plan in plans}
+
+    def run(self) -> None:
+        while True:
+            if not self._stopping():
+                self._fill()
+            if not self._in_flight:
+                return
+            outcome = self._execution.next_outcome()
+            if outcome is not None:
+                self._record(outcome)
+
+    def outcomes(self) -> list[TaskOutcome]:
+        """Every task in plan order: ran, canceled, or not run."""
+        for plan in self._plans:
+            for item in plan.remaining():
+                self._outcomes.setdefault((item.step, item.index), _not_run(item))
+        order = {plan.name: position for position, plan in enumerate(self._plans)}
+        return sorted(self._outcomes.values(), key=lambda o: (order[o.step], o.task))
+
+    def _stopping(self) -> bool:
+        return self._failed or self._run.stopping()
+
+    def _fill(self) -> None:
+        for plan in self._ready_plans():
+            while len(self._in_flight) < self._execution.capacity:
+                item = plan.next_item()
+                if item is None:
+                    self._exhausted.add(plan.name)
+                    self._check_step_done(plan.name)
+                    break
+                self._in_flight[(item.step, item.index)] = item
+                self._execution.submit(item)
+
+    def _ready_plans(self) -> list[StepPlan]:
+        ready = []
+        for plan in self._plans:
+            if plan.name in self._exhausted:
+                continue
+            needs = {d.dependsOn for d in plan.step.dependencies or []} & self._selected
+            if needs <= self._succeeded_steps:
+                ready.append(plan)
+        return ready
+
+    def _record(self, outcome: TaskOutcome) -> None:
+        key = (outcome.step, outcome.task)
+        item = self._in_flight.pop(key, None)
+        self._outcomes[key] = outcome
+        self._run.publish_outcome(outcome)
+        plan = next(p for p in self._plans if p.name == outcome.step)
+        if item is not None and outcome.duration_s is not None:
+            plan.record_completion(item, outcome.duration_s)
+        if outcome.state != "success" and not self._failed:
+            self._failed = True
+            self._run.stop_after_failure(self._execution)
+        self._check_step_done(outcome.step)
+
+    def _check_step_done(self, step: str) -> None:
+        if step not in self._exhausted or any(key[0] == step for key in self._in_flight):
+            return
+        if all(o.state == "success" for (s, _), o in self._outcomes.items() if s == step):
+            self._succeeded_steps.add(step)
+
+
+def _not_run(item: TaskItem) -> TaskOutcome:
+    return TaskOutcome(
+        step=item.step, task=item.index, parameters=typed_parameters(item.parameters)
+    )
+
+
+def _parameter_columns(plans: Sequence[StepPlan]) -> dict[str, list[tuple[str, str]]]:
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for plan in plans:
+        space = plan.step.parameterSpace
+        definitions = space.taskParameterDefinitions if space is not None else {}
+        columns[plan.name] = [(name, str(d.type.value)) for name, d in definitions.items()]
+    return columns
+
+
+def _first_error(
+    tasks: Sequence[TaskOutcome], environments: Sequence[EnvironmentOutcome]
+) -> str | None:
+    for task in tasks:
+        if task.state not in ("success", "not_run") or (
+            task.state == "not_run" and task.fail_message
+        ):
+            detail = task.fail_message or f"exit code {task.exit_code}"
+            return f"{task.step}[{task.task}] {task.state}: {detail}"
+    for environment in environments:
+        if environment.state != "success":
+            return f"environment {environment.name!r} on {environment.worker}: {environment.state}"
+    return None
+
+
+def _environment_model(template: Template) -> Any:
+    model = template.model
+    if not isinstance(model, EnvironmentTemplate):
+        raise RunError(
+            f"{template.name!r} is a job template; environments= takes environment templates."
+        )
+    return model.environment
+
+
+def start_job(
+    template: TemplateInput,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    step: str | None = None,
+    tasks: TasksSpec | None = None,
+    max_tasks: int | None = None,
+    run_dependencies: bool = True,
+    workers: int = 1,
+    environments: Sequence[TemplateInput] = (),
+    path_mapping_rules: PathMappingInput = None,
+    session_root: str | os.PathLike[str] | None = None,
+    keep_workdir: bool = False,
+    cancel_grace: float | None = None,
+    on_event: Subscriber | Sequence[Subscriber] | None = None,
+    runs_root: str | os.PathLike[str] | None = None,
+    executor: Executor | None = None,
+) -> JobRun:
+    """Start running a job in the background and return its ``JobRun`` handle."""
+    options = RunOptions(
+        parameters=dict(parameters or {}),
+        step=step,
+        tasks=tasks,
+        max_tasks=max_tasks,
+        run_dependencies=run_dependencies,
+        workers=workers,
+        environments=tuple(environments),
+        path_mapping_rules=path_mapping_rules,
+        session_root=Path(session_root) if session_root is not None else None,
+        keep_workdir=keep_workdir,
+        cancel_grace=cancel_grace,
+        runs_root=Path(runs_root) if runs_root is not None else None,
+    )
+    subscribers = [on_event] if callable(on_event) else list(on_event or [])
+    return JobRun(
+        _as_template(template, "template"),
+        options,
+        executor or LocalExecutor(workers),
+        subscribers,
+    )
+
+
+def run_job(
+    template: TemplateInput, parameters: Mapping[str, Any] | None = None, **options: Any
+) -> JobResult:
+    """Run a job to its end and return the ``JobResult`` (``start_job(...).wait()``)."""
+    return start_job(template, parameters, **options).wait()
