@@ -335,15 +335,22 @@ class _Scheduler:
         return self._failed or self._run.stopping()
 
     def _fill(self) -> None:
+        while self._fill_once():
+            pass  # a step finished: the steps that depend on it may be ready now
+
+    def _fill_once(self) -> bool:
+        """Submit ready tasks up to capacity; True when a step finished on the way."""
         for plan in self._ready_plans():
             while len(self._in_flight) < self._execution.capacity:
                 item = plan.next_item()
                 if item is None:
                     self._exhausted.add(plan.name)
-                    self._check_step_done(plan.name)
+                    if self._check_step_done(plan.name):
+                        return True
                     break
                 self._in_flight[(item.step, item.index)] = item
                 self._execution.submit(item)
+        return False
 
     def _ready_plans(self) -> list[StepPlan]:
         ready = []
@@ -368,11 +375,16 @@ class _Scheduler:
             self._run.stop_after_failure(self._execution)
         self._check_step_done(outcome.step)
 
-    def _check_step_done(self, step: str) -> None:
-        if step not in self._exhausted or any(key[0] == step for key in self._in_flight):
-            return
+    def _check_step_done(self, step: str) -> bool:
+        """Mark ``step`` succeeded once all its tasks ran and succeeded; True if it just did."""
+        if step in self._succeeded_steps or step not in self._exhausted:
+            return False
+        if any(key[0] == step for key in self._in_flight):
+            return False
         if all(o.state == "success" for (s, _), o in self._outcomes.items() if s == step):
             self._succeeded_steps.add(step)
+            return True
+        return False
 
 
 def _not_run(item: TaskItem) -> TaskOutcome:

@@ -1,0 +1,27 @@
+"""The root package's public surface, as promised in DESIGN.md."""
+
+from __future__ import annotations
+
+import openjd_notebook
+
+
+def test_root_surface_is_pinned() -> None:
+    assert sorted(openjd_notebook.__all__) == sorted(
+        [
+            "JobResult",
+            "JobRun",
+            "Template",
+            "TemplateError",
+            "__version__",
+            "load_run",
+            "run_job",
+            "runs",
+            "start_job",
+        ]
+    )
+    for name in openjd_notebook.__all__:
+        assert getattr(openjd_notebook, name) is not None
+
+
+def test_template_error_is_a_value_error() -> None:
+    assert issubclass(openjd_notebook.TemplateError, ValueError)
