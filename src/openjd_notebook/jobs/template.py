@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
 from openjd.model import (
     DecodeValidationError,
     EnvironmentTemplate,
@@ -27,14 +26,20 @@ from openjd.model import (
     JobParameterValues,
     JobTemplate,
     RevisionExtensions,
-    StepParameterSpaceIterator,
     create_job_with_symbol_tables,
-    decode_environment_template,
-    decode_job_template,
 )
 from openjd.model.v2023_09 import EnvironmentTemplate as EnvironmentTemplate_2023_09
-from openjd.model.v2023_09 import ExtensionName
 
+from ._template_text import (
+    PathElement,
+    TextFormat,
+    decode_located,
+    format_of,
+    model_error,
+    parse_text,
+    problem_at,
+    yaml_dump,
+)
 from .errors import ParameterError, TemplateError, TemplateProblem
 from .parameters import (
     absolute_path_inputs,
@@ -43,11 +48,11 @@ from .parameters import (
     parameter_string,
     resolve_job_parameters,
 )
+from .summary import StepSummary, TemplateKind, TemplateSummary, job_summary, template_summary
 
 if TYPE_CHECKING:
     import pandas as pd
     from openjd.expr import SerializedSymbolTable
-    from openjd.model import Step
 
 __all__ = [
     "JobInstance",
@@ -58,19 +63,10 @@ __all__ = [
     "TextFormat",
 ]
 
-TemplateKind = Literal["job", "environment"]
-TextFormat = Literal["yaml", "json"]
-
-_ALL_EXTENSIONS = tuple(name.value for name in ExtensionName)
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BUNDLE_TEMPLATES = ("template.yaml", "template.yml", "template.json")
 _BUNDLE_VALUES = ("parameter_values.yaml", "parameter_values.yml", "parameter_values.json")
-_ERROR_COUNT_LINE = re.compile(r"^\d+ validation errors? for \w+$")
-_ROOT_ERROR_LINE = re.compile(r"^\w+: (?P<message>.*)$")
-_PATH_PART = re.compile(r"^(?P<name>.*?)(?P<indices>(?:\[\d+\])*)$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-PathElement = str | int
 StrPath = str | os.PathLike[str]
 
 
@@ -133,8 +129,8 @@ class Template:
         cls, document: Mapping[str, Any], *, directory: StrPath | None = None
     ) -> Template:
         """A template from an already-parsed document; ``text`` becomes its YAML dump."""
-        text = _yaml_dump(document)
-        model = _decode_located(dict(document), text, None, with_lines=False)
+        text = yaml_dump(document)
+        model = decode_located(dict(document), text, None, with_lines=False)
         return cls(model, text, "yaml", None, _directory(directory), MappingProxyType({}), False)
 
     @classmethod
@@ -147,8 +143,8 @@ class Template:
         directory: StrPath | None,
         bundle: Mapping[str, str],
     ) -> Template:
-        document = _parse_text(text, text_format, source)
-        model = _decode_located(document, text, source, with_lines=True)
+        document = parse_text(text, text_format, source)
+        model = decode_located(document, text, source, with_lines=True)
         values = MappingProxyType(dict(bundle))
         return cls(model, text, text_format, source, _directory(directory), values)
 
@@ -156,7 +152,7 @@ class Template:
     def _load_file(cls, path: Path, bundle: Mapping[str, str]) -> Template:
         text = path.read_text(encoding="utf-8")
         return cls._from_text(
-            text, _format_of(path), source=path, directory=path.parent, bundle=bundle
+            text, format_of(path), source=path, directory=path.parent, bundle=bundle
         )
 
     @classmethod
@@ -219,8 +215,8 @@ class Template:
         except ParameterError as exc:
             if not exc.missing:
                 raise
-            return _template_summary(self.model, external, exc.missing)
-        return _job_summary(instance, external)
+            return template_summary(self.model, external, exc.missing)
+        return job_summary(instance.job, external, instance.parameter_strings)
 
     # ---- use ----------------------------------------------------------------------------
 
@@ -269,7 +265,7 @@ class Template:
         (target / "template.yaml").write_text(self._yaml_text(), encoding="utf-8")
         entries = [{"name": name, "value": value} for name, value in values.items()]
         (target / "parameter_values.yaml").write_text(
-            _yaml_dump({"parameterValues": entries}), encoding="utf-8"
+            yaml_dump({"parameterValues": entries}), encoding="utf-8"
         )
         return target
 
@@ -284,7 +280,7 @@ class Template:
         return self.model
 
     def _error(self, message: str, *, lead: str = "") -> TemplateError:
-        return _model_error(message, self.text, self.source, self.line_numbers, lead=lead)
+        return model_error(message, self.text, self.source, self.line_numbers, lead=lead)
 
     def _check_path_defaults(self) -> None:
         for index, definition in enumerate(self.model.parameterDefinitions or ()):
@@ -296,13 +292,13 @@ class Template:
                     "a job bundle's PATH defaults must be relative paths inside the bundle."
                 )
                 path: list[PathElement] = ["parameterDefinitions", index, "default"]
-                problem = _problem_at(self.text, path, message, self.line_numbers)
+                problem = problem_at(self.text, path, message, self.line_numbers)
                 raise TemplateError([problem], self.source)
 
     def _yaml_text(self) -> str:
         if self.text_format == "yaml":
             return self.text
-        return _yaml_dump(json.loads(self.text))
+        return yaml_dump(json.loads(self.text))
 
     # ---- value behaviour ----------------------------------------------------------------
 
@@ -326,317 +322,8 @@ class Template:
         return body if frame.empty else body + frame.to_html(index=False)
 
 
-# ---- summaries ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepSummary:
-    """One step of a job: what it waits for and how much work it holds."""
-
-    name: str
-    dependencies: tuple[str, ...]
-    task_count: int | None
-    """Tasks, counted as ``openjd summary`` does (chunks of a chunked step count per task)."""
-    chunk_count: int | None
-    """Chunks at the template's default chunk size; None for a step without chunking."""
-    environments: tuple[str, ...]
-
-
-_STEP_COLUMNS = ("step", "depends on", "tasks", "chunks", "environments")
-
-
-@dataclass(frozen=True)
-class TemplateSummary:
-    """What a template makes: steps in template order, counts and environments."""
-
-    name: str
-    kind: TemplateKind
-    steps: tuple[StepSummary, ...]
-    job_environments: tuple[str, ...]
-    external_environments: tuple[str, ...] = ()
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    missing_parameters: tuple[str, ...] = ()
-
-    @property
-    def task_count(self) -> int | None:
-        counts = [step.task_count for step in self.steps]
-        return None if None in counts else sum(c for c in counts if c is not None)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per step: step, dependencies, task_count, chunk_count, environments."""
-        import pandas as pd  # here, not at the top: pandas is slow to import
-
-        rows = [
-            (s.name, list(s.dependencies), s.task_count, s.chunk_count, list(s.environments))
-            for s in self.steps
-        ]
-        columns = ["step", "dependencies", "task_count", "chunk_count", "environments"]
-        frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype({"task_count": "Int64", "chunk_count": "Int64"})
-
-    def _headline(self) -> str:
-        if self.kind == "environment":
-            return f"Environment {self.name!r}"
-        tasks = self.task_count
-        counted = "" if tasks is None else f", {_plural(tasks, 'task')}"
-        return f"Job {self.name!r}: {_plural(len(self.steps), 'step')}{counted}"
-
-    def _notes(self) -> list[str]:
-        notes = []
-        if self.missing_parameters:
-            notes.append(f"task counts need values for: {', '.join(self.missing_parameters)}")
-        if self.parameters:
-            notes.append("parameters: " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()))
-        if self.external_environments:
-            notes.append(f"external environments: {', '.join(self.external_environments)}")
-        if self.job_environments:
-            notes.append(f"job environments: {', '.join(self.job_environments)}")
-        return notes
-
-    def _rows(self) -> list[tuple[str, ...]]:
-        return [
-            (
-                step.name,
-                ", ".join(step.dependencies) or "-",
-                "?" if step.task_count is None else str(step.task_count),
-                "-" if step.chunk_count is None else str(step.chunk_count),
-                ", ".join(step.environments) or "-",
-            )
-            for step in self.steps
-        ]
-
-    def __str__(self) -> str:
-        lines = [self._headline(), *(f"  {note}" for note in self._notes())]
-        if self.steps:
-            lines.extend(_text_table(_STEP_COLUMNS, self._rows()))
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        notes = "".join(f"<br><small>{html.escape(note)}</small>" for note in self._notes())
-        head = f"<div><strong>{html.escape(self._headline())}</strong>{notes}</div>"
-        return head + (_html_table(_STEP_COLUMNS, self._rows()) if self.steps else "")
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-
-
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cells(tag: str, row: Sequence[str]) -> str:
-        return "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row)
-
-    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
-    return f"<table><thead><tr>{cells('th', header)}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _step_summary(step: Step) -> StepSummary:
-    tasks = StepParameterSpaceIterator(space=step.parameterSpace, chunks_task_count_override=1)
-    chunks = None
-    if tasks.chunks_parameter_name is not None:
-        chunks = len(StepParameterSpaceIterator(space=step.parameterSpace))
-    return StepSummary(
-        name=str(step.name),
-        dependencies=tuple(str(d.dependsOn) for d in step.dependencies or ()),
-        task_count=len(tasks),
-        chunk_count=chunks,
-        environments=tuple(str(env.name) for env in step.stepEnvironments or ()),
-    )
-
-
-def _job_summary(instance: JobInstance, external: tuple[str, ...]) -> TemplateSummary:
-    job = instance.job
-    return TemplateSummary(
-        name=str(job.name),
-        kind="job",
-        steps=tuple(_step_summary(step) for step in job.steps),
-        job_environments=tuple(str(env.name) for env in job.jobEnvironments or ()),
-        external_environments=external,
-        parameters=dict(instance.parameter_strings),
-    )
-
-
-def _template_summary(
-    model: JobTemplate, external: tuple[str, ...], missing: tuple[str, ...]
-) -> TemplateSummary:
-    steps = tuple(
-        StepSummary(
-            name=str(step.name),
-            dependencies=tuple(str(d.dependsOn) for d in step.dependencies or ()),
-            task_count=None,
-            chunk_count=None,
-            environments=tuple(str(env.name) for env in step.stepEnvironments or ()),
-        )
-        for step in model.steps
-    )
-    job_envs = tuple(str(env.name) for env in model.jobEnvironments or ())
-    return TemplateSummary(str(model.name), "job", steps, job_envs, external, {}, missing)
-
-
-# ---- reading text and translating model errors ---------------------------------------------
-
-
 def _directory(directory: StrPath | None) -> Path:
     return Path.cwd() if directory is None else Path(directory).expanduser().absolute()
-
-
-def _format_of(path: Path) -> TextFormat:
-    return "json" if path.suffix.lower() == ".json" else "yaml"
-
-
-def _yaml_dump(document: Any) -> str:
-    try:
-        return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-    except yaml.YAMLError as exc:
-        problem = TemplateProblem(f"The document holds a value YAML cannot represent: {exc}")
-        raise TemplateError([problem]) from exc
-
-
-def _parse_text(text: str, text_format: TextFormat, source: Path | None) -> Any:
-    try:
-        if text_format == "json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_YAML_LOADER)
-    except json.JSONDecodeError as exc:
-        problem = TemplateProblem(f"JSON syntax error: {exc.msg}", None, exc.lineno, exc.colno)
-        raise TemplateError([problem], source) from exc
-    except yaml.YAMLError as exc:
-        raise TemplateError([_yaml_problem(exc)], source) from exc
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> TemplateProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-    message = "; ".join(str(part) for part in parts if part) or str(exc)
-    if mark is None:
-        return TemplateProblem(f"YAML syntax error: {message}")
-    return TemplateProblem(f"YAML syntax error: {message}", None, mark.line + 1, mark.column + 1)
-
-
-def _decode(document: dict[str, Any]) -> JobTemplate | EnvironmentTemplate:
-    version = document.get("specificationVersion")
-    if isinstance(version, str) and version.startswith("environment-"):
-        return decode_environment_template(template=document, supported_extensions=_ALL_EXTENSIONS)
-    return decode_job_template(template=document, supported_extensions=_ALL_EXTENSIONS)
-
-
-def _decode_located(
-    document: Any, text: str, source: Path | None, *, with_lines: bool
-) -> JobTemplate | EnvironmentTemplate:
-    if not isinstance(document, dict):
-        kind = "empty" if document is None else f"a {type(document).__name__}"
-        problem = TemplateProblem(
-            f"A template must be a mapping of keys to values; this is {kind}."
-        )
-        raise TemplateError([problem], source)
-    try:
-        return _decode(document)
-    except DecodeValidationError as exc:
-        raise _model_error(str(exc), text, source, with_lines) from exc
-
-
-def _split_model_message(message: str) -> list[tuple[str | None, str]]:
-    """openjd-model's ``N validation errors`` text as (``a -> b[0]`` path or None, message)."""
-    lines = message.splitlines()
-    if not lines or not _ERROR_COUNT_LINE.match(lines[0]):
-        return [(None, message)]
-    found: list[tuple[str | None, str]] = []
-    body = lines[1:]
-    for index, line in enumerate(body):
-        following = body[index + 1] if index + 1 < len(body) else ""
-        root = _ROOT_ERROR_LINE.match(line)
-        if line.endswith(":") and following.startswith("\t"):
-            found.append((line[:-1], ""))
-        elif found and (line.startswith("\t") or root is None):
-            path, text = found[-1]
-            found[-1] = (path, f"{text}\n{line.strip()}".strip())
-        else:
-            found.append((None, root.group("message") if root else line))
-    return found
-
-
-def _path_elements(arrow_path: str) -> list[PathElement]:
-    elements: list[PathElement] = []
-    for part in arrow_path.split(" -> "):
-        match = _PATH_PART.match(part)
-        name, indices = (match.group("name"), match.group("indices")) if match else (part, "")
-        if name:
-            elements.append(name)
-        elements.extend(int(i) for i in re.findall(r"\[(\d+)\]", indices))
-    return elements
-
-
-def _child(node: Any, element: PathElement) -> tuple[Any, Any]:
-    """The node under ``element`` and the node whose line locates it; (None, None) if absent."""
-    if isinstance(element, int):
-        if isinstance(node, yaml.SequenceNode) and element < len(node.value):
-            return node.value[element], node.value[element]
-        return None, None
-    if not isinstance(node, yaml.MappingNode):
-        return None, None
-    # The model names some list fields in the singular in its paths (``step[0]`` for ``steps``).
-    for wanted in (element, f"{element}s"):
-        for key, value in node.value:
-            if key.value == wanted:
-                return value, key
-    return None, None
-
-
-def _label(element: PathElement, mark: Any) -> str:
-    if isinstance(element, int):
-        return f"[{element}]"
-    return f".{mark.value if mark is not None else element}"
-
-
-def _walk(root: Any, elements: Sequence[PathElement]) -> tuple[str, int | None]:
-    """The dotted field path as the document spells it, and the 0-based line it starts on."""
-    node, line, labels = root, None, []
-    for index, element in enumerate(elements):
-        child, mark = _child(node, element)
-        is_last = index == len(elements) - 1
-        if mark is None and isinstance(node, yaml.MappingNode) and not is_last:
-            continue  # a union member name the model puts in its paths; not a document key
-        labels.append(_label(element, mark))
-        node = child
-        if mark is not None:
-            line = mark.start_mark.line
-    return "".join(labels).lstrip("."), line
-
-
-def _compose(text: str) -> Any:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None  # JSON that PyYAML cannot read (tabs); errors keep their path, lose the line
-
-
-def _problem_at(
-    text: str, elements: Sequence[PathElement], message: str, with_lines: bool
-) -> TemplateProblem:
-    field_path, line = _walk(_compose(text), elements)
-    shown = line + 1 if with_lines and line is not None else None
-    return TemplateProblem(message, field_path or None, shown)
-
-
-def _model_error(
-    message: str, text: str, source: Path | None, with_lines: bool, *, lead: str = ""
-) -> TemplateError:
-    problems = [
-        _problem_at(text, _path_elements(path), lead + said, with_lines)
-        if path is not None
-        else TemplateProblem(lead + said)
-        for path, said in _split_model_message(message)
-    ]
-    # Document order reads best; the model reports in its own validation order.
-    problems.sort(key=lambda p: (p.line is None, p.line or 0))
-    return TemplateError(problems, source)
 
 
 # ---- bundles ------------------------------------------------------------------------------
@@ -654,20 +341,20 @@ def _bundle_file(directory: Path, names: Sequence[str]) -> Path | None:
 def _read_bundle_values(path: Path) -> dict[str, str]:
     """``{"parameterValues": [{"name", "value"}]}`` as name -> value text."""
     text = path.read_text(encoding="utf-8")
-    document = _parse_text(text, _format_of(path), path)
+    document = parse_text(text, format_of(path), path)
     if document is None:
         return {}
     entries = document.get("parameterValues") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         message = "A parameter values file holds a 'parameterValues' list of {name, value}."
-        raise TemplateError([_problem_at(text, ["parameterValues"], message, True)], path)
+        raise TemplateError([problem_at(text, ["parameterValues"], message, True)], path)
     values: dict[str, str] = {}
     for index, entry in enumerate(entries):
         if not (
             isinstance(entry, dict) and isinstance(entry.get("name"), str) and "value" in entry
         ):
             message = "Each parameter value needs a 'name' and a 'value'."
-            problem = _problem_at(text, ["parameterValues", index], message, True)
+            problem = problem_at(text, ["parameterValues", index], message, True)
             raise TemplateError([problem], path)
         values[entry["name"]] = parameter_string(entry["value"])
     return values
