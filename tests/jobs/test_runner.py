@@ -235,7 +235,9 @@ def test_workers_switch_step_environments_between_steps(roots: dict[str, Path]) 
 def test_task_selection(roots: dict[str, Path]) -> None:
     job = template([frames(10, "pass")])
     assert list(run_job(job, tasks="Frame=2-4", **roots).tasks["Frame"]) == [2, 3, 4]
-    assert list(run_job(job, tasks=[{"Frame": 7}, {"Frame": 5}], **roots).tasks["Frame"]) == [7, 5]
+    explicit = run_job(job, tasks=[{"Frame": 7}, {"Frame": 5}], **roots).tasks
+    assert list(explicit["Frame"]) == [5, 7]  # the table follows the parameter space
+    assert list(explicit["task"]) == [4, 6]
     assert list(run_job(job, max_tasks=2, **roots).tasks["Frame"]) == [1, 2]
     bad = run_job(job, tasks="Shot=1", **roots)
     assert bad.state == "failed" and "no task parameter 'Shot'" in (bad.error or "")

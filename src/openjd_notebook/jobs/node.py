@@ -131,6 +131,7 @@ class Node:
         self._environment_outcomes: list[EnvironmentOutcome] = []
         self._canceled = False
         self._current: TaskItem | None = None
+        self._last_status = ActionStatus(ActionState.RUNNING)
         self._broken: str | None = None
 
     # ---- tasks ---------------------------------------------------------------------------
@@ -150,6 +151,7 @@ class Node:
         self._log.switch(absolute, item.step, item.index, None)
         started = _now()
         self._current = item
+        self._last_status = ActionStatus(ActionState.RUNNING)
         self._context.events.publish(
             TaskStarted(
                 item.step, item.index, typed_parameters(item.parameters), self.name, started
@@ -204,10 +206,13 @@ class Node:
         if item is None or status.state != ActionState.RUNNING:
             return
         events = self._context.events
-        if status.progress is not None:
+        # Each callback carries both fields: publish only the one that changed.
+        previous, self._last_status = self._last_status, status
+        if status.progress is not None and status.progress != previous.progress:
             events.publish(TaskProgress(item.step, item.index, self.name, status.progress))
-        if status.status_message is not None:
-            events.publish(TaskStatus(item.step, item.index, self.name, status.status_message))
+        message = status.status_message
+        if message is not None and message != previous.status_message:
+            events.publish(TaskStatus(item.step, item.index, self.name, message))
 
     # ---- environments --------------------------------------------------------------------
 

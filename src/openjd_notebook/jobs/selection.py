@@ -90,7 +90,7 @@ class StepPlan:
     _produced: int = 0
     _completed_tasks: int = 0
     _completed_seconds: float = 0.0
-    _source: Iterator[Mapping[str, ParameterValue]] | None = None
+    _source: Iterator[tuple[int, Mapping[str, ParameterValue]]] | None = None
 
     @property
     def name(self) -> str:
@@ -109,14 +109,15 @@ class StepPlan:
         return count if self.max_tasks is None else min(count, self.max_tasks)
 
     def next_item(self) -> TaskItem | None:
+        """The next task; its index is its position in the step's whole parameter space."""
         if self.max_tasks is not None and self._produced >= self.max_tasks:
             return None
-        parameters = next(self._values(), None)
-        if parameters is None:
+        following = next(self._values(), None)
+        if following is None:
             return None
-        item = TaskItem(self.name, self._produced, dict(parameters))
+        index, parameters = following
         self._produced += 1
-        return item
+        return TaskItem(self.name, index, dict(parameters))
 
     def remaining(self) -> list[TaskItem]:
         """Every task that has not been handed out (they will not run)."""
@@ -154,18 +155,29 @@ class StepPlan:
             self._iterator = StepParameterSpaceIterator(space=self.step.parameterSpace)
         return self._iterator
 
-    def _values(self) -> Iterator[Mapping[str, ParameterValue]]:
+    def _values(self) -> Iterator[tuple[int, Mapping[str, ParameterValue]]]:
         if self._source is None:
             self._source = self._make_source()
         return self._source
 
-    def _make_source(self) -> Iterator[Mapping[str, ParameterValue]]:
+    def _make_source(self) -> Iterator[tuple[int, Mapping[str, ParameterValue]]]:
         if self.explicit is not None:
-            return iter(self.explicit)
+            return iter(self._explicit_with_positions(self.explicit))
         iterator = self._space()
         if iterator is None:
-            return iter([{}])  # a step without a parameter space runs one task
-        return (values for values in iterator if _matches(values, self.filters))
+            return iter([(0, {})])  # a step without a parameter space runs one task
+        return ((i, values) for i, values in enumerate(iterator) if _matches(values, self.filters))
+
+    def _explicit_with_positions(
+        self, tasks: list[dict[str, ParameterValue]]
+    ) -> list[tuple[int, Mapping[str, ParameterValue]]]:
+        """Explicit tasks keep their position in the whole space where it can be known."""
+        positions: dict[tuple[tuple[str, str], ...], int] = {}
+        if self.step.parameterSpace is not None and not self.adaptive:
+            space = StepParameterSpaceIterator(space=self.step.parameterSpace)
+            for index, values in enumerate(space):
+                positions.setdefault(_key(values), index)
+        return [(positions.get(_key(task), order), task) for order, task in enumerate(tasks)]
 
     def _filtered_count(self) -> int:
         if self.step.parameterSpace is None:
@@ -176,6 +188,17 @@ class StepPlan:
         return sum(1 for values in counter if _matches(values, self.filters))
 
 
+def _key(values: Mapping[str, ParameterValue]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, _canonical(value)) for name, value in values.items()))
+
+
+def _canonical(value: ParameterValue) -> str:
+    """A value's text, with FLOATs compared as numbers ("3" and "3.0" are the same task)."""
+    if value.type == ParameterValueType.FLOAT:
+        return repr(float(value.value))
+    return str(value.value)
+
+
 def _matches(values: Mapping[str, ParameterValue], filters: Mapping[str, set[str]]) -> bool:
     for name, allowed in filters.items():
         value = values[name]
@@ -183,7 +206,7 @@ def _matches(values: Mapping[str, ParameterValue], filters: Mapping[str, set[str
             frames = {str(frame) for frame in IntRangeExpr.from_str(value.value)}
             if not frames <= allowed:
                 return False
-        elif str(value.value) not in allowed:
+        elif _canonical(value) not in allowed:
             return False
     return True
 
@@ -243,11 +266,16 @@ def plan_steps(
         selected = _with_dependencies(job, step) if run_dependencies else {step}
     plans = []
     for candidate in _ordered_steps(job):
-        if candidate.name in selected:
-            plan = StepPlan(candidate, max_tasks=max_tasks)
-            if tasks is not None and candidate.name == target:
-                _apply_tasks(plan, tasks)
-            plans.append(plan)
+        if candidate.name not in selected:
+            continue
+        # With step=, max_tasks caps that step only; its dependencies run whole.
+        capped = step is None or candidate.name == step
+        plan = StepPlan(candidate, max_tasks=max_tasks if capped else None)
+        if tasks is not None and candidate.name == target:
+            _apply_tasks(plan, tasks)
+            if plan.filters and plan.planned_count() == 0:
+                raise SelectionError(f"tasks={tasks!r} selects no task of step {plan.name!r}.")
+        plans.append(plan)
     return plans
 
 
@@ -271,9 +299,18 @@ def _parse_filters(spec: str, definitions: Mapping[str, Any], step: str) -> dict
         kind = str(definitions[name].type.value)
         if kind in ("INT", "CHUNK[INT]"):
             filters[name] = {str(frame) for frame in _int_range(values, spec)}
+        elif kind == "FLOAT":
+            filters[name] = {repr(_float(value, spec)) for value in values.split(",")}
         else:
             filters[name] = set(values.split(","))
     return filters
+
+
+def _float(text: str, spec: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SelectionError(f"tasks={spec!r}: {text!r} is not a number.") from None
 
 
 def _int_range(text: str, spec: str) -> IntRangeExpr:
@@ -293,6 +330,24 @@ def _check_name(name: str, definitions: Mapping[str, Any], step: str) -> None:
         )
 
 
+def _spelling(value: Any, definition: Any) -> str:
+    """The value as the parameter space writes it (a FLOAT 3.0 given for a range of "3")."""
+    text = str(value)
+    if str(definition.type.value) != "FLOAT" or not isinstance(definition.range, list):
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    for candidate in definition.range:
+        try:
+            if float(str(candidate)) == number:
+                return str(candidate)
+        except ValueError:
+            continue
+    return text
+
+
 def _explicit_task(
     task: Mapping[str, Any], definitions: Mapping[str, Any], plan: StepPlan
 ) -> dict[str, ParameterValue]:
@@ -306,7 +361,8 @@ def _explicit_task(
         )
     values = {
         name: ParameterValue(
-            type=ParameterValueType(definitions[name].type.value), value=str(value)
+            type=ParameterValueType(definitions[name].type.value),
+            value=_spelling(value, definitions[name]),
         )
         for name, value in task.items()
     }
