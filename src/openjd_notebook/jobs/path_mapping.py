@@ -42,7 +42,10 @@ def load_path_mapping_rules(value: PathMappingInput) -> list[PathMappingRule]:
 def _read(value: str | os.PathLike[str]) -> Any:
     text = str(value)
     if text.lstrip().startswith(("{", "[")):
-        return json.loads(text)  # inline JSON, as `openjd run` accepts
+        try:
+            return json.loads(text)  # inline JSON, as `openjd run` accepts
+        except json.JSONDecodeError as error:
+            raise PathMappingError(f"Path mapping rules are not valid JSON: {error}") from None
     path = Path(text.removeprefix("file://"))
     try:
         content = path.read_text(encoding="utf-8")

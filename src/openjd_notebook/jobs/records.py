@@ -28,9 +28,10 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import JobsError
 from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
@@ -382,6 +383,8 @@ def runs(root: str | Path | None = None) -> pd.DataFrame:
     Directories without a readable run.json are skipped. A run still in progress, or one whose
     process died, shows state "running".
     """
+    import pandas as pd
+
     rows = list(_run_rows(Path(root) if root is not None else DEFAULT_RUNS_ROOT))
     frame = pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
     frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")

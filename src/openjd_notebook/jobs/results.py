@@ -6,9 +6,10 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import JobsError
 from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
@@ -341,6 +342,8 @@ class JobResult:
 
 def tasks_frame(tasks: Sequence[TaskOutcome], parameter_columns: ParameterColumns) -> pd.DataFrame:
     """The tasks table: step, task, one column per task parameter, then the outcome columns."""
+    import pandas as pd
+
     names = _parameter_names(tasks, parameter_columns)
     columns: dict[str, Any] = {
         "step": _text([t.step for t in tasks]),
@@ -382,6 +385,8 @@ def environments_frame(environments: Sequence[EnvironmentOutcome]) -> pd.DataFra
 
 def _frame(columns: Mapping[str, Any]) -> pd.DataFrame:
     # Plain lists and arrays get a fresh RangeIndex, so the columns line up row by row.
+    import pandas as pd
+
     return pd.DataFrame(
         {name: pd.Series(values).reset_index(drop=True) for name, values in columns.items()}
     )
@@ -403,15 +408,21 @@ def _parameter_column_names(names: Sequence[str]) -> list[str]:
 
 
 def _text(values: Sequence[str | None]) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(values, dtype="str")
 
 
 def _floats(values: Sequence[float | None]) -> pd.Series:
+    import pandas as pd
+
     return pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
 
 
 def _timestamps(values: Sequence[datetime | None]) -> pd.Series:
     # Microseconds hold a datetime exactly; UTC makes runs from different hosts comparable.
+    import pandas as pd
+
     stamps = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
     return stamps.astype("datetime64[us, UTC]")
 

@@ -1,0 +1,436 @@
+"""What ``openjd-notebook run`` prints: live progress for people, one JSON object for programs.
+
+The text comes from pure functions (a run's progress as a frozen value, and formatters from that
+value to lines) that tests call directly. The reporters only decide when and where to write it:
+on a terminal a block of progress bars stays under the output and is redrawn at most ten times a
+second; elsewhere (pipes, CI logs) each finished task prints one plain progress line instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import IO, Any
+
+from .jobs import (
+    EnvironmentOutcome,
+    Event,
+    JobResult,
+    LogLines,
+    RunStarted,
+    TaskEnded,
+    TaskOutcome,
+    TaskStarted,
+)
+
+__all__ = [
+    "HumanReporter",
+    "JsonReporter",
+    "Reporter",
+    "RunProgress",
+    "StepProgress",
+    "action_output",
+    "format_bar",
+    "format_progress",
+    "format_step_line",
+    "result_document",
+    "working_directory",
+]
+
+_REDRAW_INTERVAL_S = 0.1
+_BAR_WIDTH = 24
+_OUTPUT_START = "Output:"
+_OUTPUT_END = re.compile(r"^Process pid \d+ exited with code: ")
+_WORKDIR_LINE = re.compile(r"^Session Working Directory: (?P<path>.+)$")
+_PROBLEM_STATES = ("failed", "timeout", "canceled")
+# Cursor to the start of the line N lines up, then clear to the end of the screen.
+_ERASE_LINES = "\x1b[{count}F\x1b[J"
+
+
+# ---- progress as a value ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """One step's tasks so far: how many ended in each state, and how many are running."""
+
+    name: str
+    total: int | None
+    """Tasks (or chunks) planned; None while adaptive chunking decides."""
+    ended: Mapping[str, int] = field(default_factory=dict)
+    running: int = 0
+
+    @property
+    def done(self) -> int:
+        return sum(self.ended.values())
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Every selected step's progress, in run order. ``with_event`` returns the next value."""
+
+    steps: tuple[StepProgress, ...] = ()
+
+    @classmethod
+    def started(cls, event: RunStarted) -> RunProgress:
+        return cls(tuple(StepProgress(name, event.task_counts.get(name)) for name in event.steps))
+
+    def with_event(self, event: Event) -> RunProgress:
+        if isinstance(event, RunStarted):
+            return RunProgress.started(event)
+        if isinstance(event, TaskStarted):
+            return self._with_step(event.step, lambda s: replace(s, running=s.running + 1))
+        if isinstance(event, TaskEnded):
+            return self._with_step(event.outcome.step, lambda s: _ended(s, event.outcome.state))
+        return self
+
+    def step(self, name: str) -> StepProgress | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def _with_step(self, name: str, change: Any) -> RunProgress:
+        return RunProgress(tuple(change(s) if s.name == name else s for s in self.steps))
+
+
+def _ended(step: StepProgress, state: str) -> StepProgress:
+    ended = dict(step.ended)
+    ended[state] = ended.get(state, 0) + 1
+    # A task canceled before it started never counted as running.
+    return replace(step, ended=ended, running=max(step.running - 1, 0))
+
+
+# ---- formatters ---------------------------------------------------------------------------
+
+
+def format_bar(done: int, total: int | None, width: int = _BAR_WIDTH) -> str:
+    """``[#######.....]``: filled in proportion; all ``?`` when the total is unknown."""
+    if total is None:
+        return "[" + "?" * width + "]"
+    filled = width if total <= 0 else min(width, done * width // total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def format_step_line(step: StepProgress, name_width: int = 0, bar_width: int = _BAR_WIDTH) -> str:
+    """``Render  [#######.....] 7/12  2 failed, 1 running``."""
+    total = "?" if step.total is None else str(step.total)
+    notes = [f"{step.ended[s]} {s}" for s in _PROBLEM_STATES if step.ended.get(s)]
+    if step.running:
+        notes.append(f"{step.running} running")
+    line = f"{step.name.ljust(name_width)}  {format_bar(step.done, step.total, bar_width)} "
+    line += f"{step.done}/{total}"
+    return line + ("  " + ", ".join(notes) if notes else "")
+
+
+def format_progress(progress: RunProgress, columns: int | None = None) -> list[str]:
+    """One line per step, names aligned; cut to ``columns`` so a terminal never wraps them."""
+    width = max((len(s.name) for s in progress.steps), default=0)
+    lines = [format_step_line(step, width) for step in progress.steps]
+    return lines if columns is None else [line[: max(columns - 1, 1)] for line in lines]
+
+
+def format_task_problem(outcome: TaskOutcome) -> str:
+    """``Render[3] failed: exit code 1``, for a task that did not succeed."""
+    detail = outcome.fail_message or f"exit code {outcome.exit_code}"
+    return f"{outcome.step}[{outcome.task}] {outcome.state}: {detail}"
+
+
+def action_output(lines: Iterable[str], in_output: bool) -> tuple[list[str], bool]:
+    """The lines an action's process printed, without the session's banners around them.
+
+    A session logs ``Output:`` before the process's lines and ``Process pid N exited with
+    code: ...`` after them; ``in_output`` says whether the previous batch ended inside that
+    window. Returns the lines to show and whether the window is still open.
+    """
+    shown: list[str] = []
+    for line in lines:
+        if not in_output:
+            in_output = line == _OUTPUT_START
+        elif _OUTPUT_END.match(line):
+            in_output = False
+        else:
+            shown.append(line)
+    return shown, in_output
+
+
+def working_directory(line: str) -> str | None:
+    """The session working directory a session's start-up line names, if it is that line."""
+    match = _WORKDIR_LINE.match(line)
+    return match.group("path") if match else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _task_row(task: TaskOutcome) -> dict[str, Any]:
+    return {
+        "step": task.step,
+        "task": task.task,
+        "parameters": dict(task.parameters),
+        "state": task.state,
+        "exit_code": task.exit_code,
+        "started": _iso(task.started),
+        "ended": _iso(task.ended),
+        "duration_s": task.duration_s,
+        "progress": task.progress,
+        "status_message": task.status_message,
+        "fail_message": task.fail_message,
+        "worker": task.worker,
+        "log_path": task.log_path,
+    }
+
+
+def _environment_row(environment: EnvironmentOutcome) -> dict[str, Any]:
+    return {
+        "name": environment.name,
+        "scope": environment.scope,
+        "step": environment.step,
+        "worker": environment.worker,
+        "state": environment.state,
+        "duration_s": environment.duration_s,
+        "log_path": environment.log_path,
+    }
+
+
+def result_document(result: JobResult, working_directories: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``--output json`` object: state, counts, record directory, error and every task."""
+    return {
+        "state": result.state,
+        "job_name": result.job_name,
+        "duration_s": result.duration_s,
+        "counts": result.state_counts(),
+        "run_dir": str(result.run_dir) if result.run_dir is not None else None,
+        "error": result.error,
+        "working_directories": list(working_directories),
+        "tasks": [_task_row(task) for task in result.task_outcomes],
+        "environments": [_environment_row(env) for env in result.environment_outcomes],
+    }
+
+
+def final_summary(result: JobResult, working_directories: Sequence[str] = ()) -> str:
+    """The text printed after a run: the result's summary, the record and kept directories."""
+    lines = [result.summary_text()]
+    if result.run_dir is not None:
+        lines.append(f"Record: {result.run_dir}")
+    lines.extend(f"Working directory preserved at: {path}" for path in working_directories)
+    return "\n".join(lines)
+
+
+# ---- reporters ----------------------------------------------------------------------------
+
+
+class Reporter:
+    """Receives a run's events (on the run's event thread) and notices (from the main thread)."""
+
+    def __init__(self, stream: IO[str], *, keep_workdir: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._stream = stream
+        self._stream_closed = False
+        self._keep_workdir = keep_workdir
+        self._working_directories: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, LogLines) and self._keep_workdir and event.step is None:
+                self._remember_working_directories(event.lines)
+            self._handle(event)
+
+    def notice(self, text: str) -> None:
+        """A message from the command itself, such as a cancel request."""
+        raise NotImplementedError
+
+    def finish(self, result: JobResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop anything the reporter started; safe to call twice."""
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _handle(self, event: Event) -> None:
+        """Called with the lock held."""
+
+    def _write(self, text: str) -> None:
+        """Write and flush; once the reader has gone (``| head``), stay quiet; the run goes on."""
+        if self._stream_closed or not text:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            self._stream_closed = True
+            _silence(self._stream)
+
+    def _remember_working_directories(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            path = working_directory(line)
+            if path is not None:
+                self._working_directories.append(path)
+
+
+class JsonReporter(Reporter):
+    """Silent while the run goes; prints one JSON object at the end."""
+
+    def __init__(self, stream: IO[str], *, keep_workdir: bool = False) -> None:
+        super().__init__(stream, keep_workdir=keep_workdir)
+
+    def notice(self, text: str) -> None:
+        # stdout carries only the JSON document.
+        print(text, file=sys.stderr, flush=True)
+
+    def finish(self, result: JobResult) -> None:
+        with self._lock:
+            document = result_document(result, self._working_directories)
+        self._write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+class HumanReporter(Reporter):
+    """Action output as it arrives, and step progress: live bars on a terminal, lines elsewhere."""
+
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        workers: int = 1,
+        verbose: bool = False,
+        live: bool | None = None,
+        keep_workdir: bool = False,
+    ) -> None:
+        super().__init__(stream, keep_workdir=keep_workdir)
+        self._prefix_worker = workers > 1
+        self._verbose = verbose
+        self._live = _is_terminal(stream) if live is None else live
+        self._progress = RunProgress()
+        self._in_output: dict[str, bool] = {}
+        self._drawn = 0  # lines of the bar block currently on screen
+        self._dirty = False
+        self._last_draw = 0.0
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if self._live:
+            self._ticker = threading.Thread(target=self._tick, name="openjd-cli-redraw")
+            self._ticker.daemon = True
+            self._ticker.start()
+
+    def notice(self, text: str) -> None:
+        with self._lock:
+            self._write_lines([text])
+
+    def finish(self, result: JobResult) -> None:
+        self.close()
+        with self._lock:
+            text = self._erase()
+            if self._live:
+                text += _lines_text(self._bar_lines())
+            summary = final_summary(result, self._working_directories)
+            self._write(f"{text}\n{summary}\n")
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._ticker is not None and self._ticker is not threading.current_thread():
+            self._ticker.join()
+
+    # ---- events, with the lock held -------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        self._progress = self._progress.with_event(event)
+        if isinstance(event, RunStarted):
+            self._write_lines([_run_banner(event)])
+        elif isinstance(event, LogLines):
+            self._write_lines(self._shown_lines(event))
+        elif isinstance(event, TaskEnded):
+            self._task_ended(event.outcome)
+        elif isinstance(event, TaskStarted):
+            self._dirty = True
+
+    def _task_ended(self, outcome: TaskOutcome) -> None:
+        lines = [] if outcome.state in ("success", "not_run") else [format_task_problem(outcome)]
+        if not self._live:
+            step = self._progress.step(outcome.step)
+            width = max(len(s.name) for s in self._progress.steps)
+            lines.append(format_step_line(step, width) if step else outcome.step)
+        self._dirty = True
+        self._write_lines(lines)
+
+    def _shown_lines(self, event: LogLines) -> list[str]:
+        if self._verbose:
+            lines = list(event.lines)
+        else:
+            lines, self._in_output[event.worker] = action_output(
+                event.lines, self._in_output.get(event.worker, False)
+            )
+        if self._prefix_worker:
+            return [f"[{event.worker}] {line}" for line in lines]
+        return lines
+
+    # ---- drawing, with the lock held ------------------------------------------------------
+
+    def _write_lines(self, lines: Sequence[str]) -> None:
+        if not lines:
+            return
+        text = self._erase() + _lines_text(lines)
+        self._dirty = True
+        if self._live and time.monotonic() - self._last_draw >= _REDRAW_INTERVAL_S:
+            text += self._draw()
+        self._write(text)
+
+    def _erase(self) -> str:
+        """The escape codes that remove the bar block (the caller writes them)."""
+        if not self._drawn:
+            return ""
+        count, self._drawn, self._dirty = self._drawn, 0, True
+        return _ERASE_LINES.format(count=count)
+
+    def _draw(self) -> str:
+        """The text that replaces the bar block with the current progress."""
+        lines = self._bar_lines()
+        text = self._erase() + _lines_text(lines)
+        self._drawn, self._dirty, self._last_draw = len(lines), False, time.monotonic()
+        return text
+
+    def _bar_lines(self) -> list[str]:
+        return format_progress(self._progress, shutil.get_terminal_size().columns)
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(_REDRAW_INTERVAL_S):
+            with self._lock:
+                if self._dirty:
+                    self._write(self._draw())
+
+
+def _run_banner(event: RunStarted) -> str:
+    planned = [n for n in event.task_counts.values()]
+    tasks = "?" if None in planned else str(sum(n for n in planned if n is not None))
+    where = f", record {event.run_dir}" if event.run_dir is not None else ""
+    return f"Running job {event.job_name!r}: {len(event.steps)} step(s), {tasks} task(s){where}"
+
+
+def _lines_text(lines: Iterable[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _silence(stream: IO[str]) -> None:
+    # Point the descriptor at /dev/null, so the flush at interpreter exit cannot fail again.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
