@@ -17,3 +17,16 @@ __all__ = [
     "runs",
     "start_job",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext openjd_notebook``: register the OpenJD magics (imported only then)."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -16,8 +16,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -30,6 +29,15 @@ from .jobs import (
     TaskEnded,
     TaskOutcome,
     TaskStarted,
+)
+from .progress import (
+    RunProgress,
+    StepProgress,
+    action_output,
+    format_bar,
+    format_progress,
+    format_step_line,
+    format_task_problem,
 )
 
 __all__ = [
@@ -47,117 +55,12 @@ __all__ = [
 ]
 
 _REDRAW_INTERVAL_S = 0.1
-_BAR_WIDTH = 24
-_OUTPUT_START = "Output:"
-_OUTPUT_END = re.compile(r"^Process pid \d+ exited with code: ")
 _WORKDIR_LINE = re.compile(r"^Session Working Directory: (?P<path>.+)$")
-_PROBLEM_STATES = ("failed", "timeout", "canceled")
 # Cursor to the start of the line N lines up, then clear to the end of the screen.
 _ERASE_LINES = "\x1b[{count}F\x1b[J"
 
 
-# ---- progress as a value ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    """One step's tasks so far: how many ended in each state, and how many are running."""
-
-    name: str
-    total: int | None
-    """Tasks (or chunks) planned; None while adaptive chunking decides."""
-    ended: Mapping[str, int] = field(default_factory=dict)
-    running: int = 0
-
-    @property
-    def done(self) -> int:
-        return sum(self.ended.values())
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """Every selected step's progress, in run order. ``with_event`` returns the next value."""
-
-    steps: tuple[StepProgress, ...] = ()
-
-    @classmethod
-    def started(cls, event: RunStarted) -> RunProgress:
-        return cls(tuple(StepProgress(name, event.task_counts.get(name)) for name in event.steps))
-
-    def with_event(self, event: Event) -> RunProgress:
-        if isinstance(event, RunStarted):
-            return RunProgress.started(event)
-        if isinstance(event, TaskStarted):
-            return self._with_step(event.step, lambda s: replace(s, running=s.running + 1))
-        if isinstance(event, TaskEnded):
-            return self._with_step(event.outcome.step, lambda s: _ended(s, event.outcome.state))
-        return self
-
-    def step(self, name: str) -> StepProgress | None:
-        return next((s for s in self.steps if s.name == name), None)
-
-    def _with_step(self, name: str, change: Any) -> RunProgress:
-        return RunProgress(tuple(change(s) if s.name == name else s for s in self.steps))
-
-
-def _ended(step: StepProgress, state: str) -> StepProgress:
-    ended = dict(step.ended)
-    ended[state] = ended.get(state, 0) + 1
-    # A task canceled before it started never counted as running.
-    return replace(step, ended=ended, running=max(step.running - 1, 0))
-
-
-# ---- formatters ---------------------------------------------------------------------------
-
-
-def format_bar(done: int, total: int | None, width: int = _BAR_WIDTH) -> str:
-    """``[#######.....]``: filled in proportion; all ``?`` when the total is unknown."""
-    if total is None:
-        return "[" + "?" * width + "]"
-    filled = width if total <= 0 else min(width, done * width // total)
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-def format_step_line(step: StepProgress, name_width: int = 0, bar_width: int = _BAR_WIDTH) -> str:
-    """``Render  [#######.....] 7/12  2 failed, 1 running``."""
-    total = "?" if step.total is None else str(step.total)
-    notes = [f"{step.ended[s]} {s}" for s in _PROBLEM_STATES if step.ended.get(s)]
-    if step.running:
-        notes.append(f"{step.running} running")
-    line = f"{step.name.ljust(name_width)}  {format_bar(step.done, step.total, bar_width)} "
-    line += f"{step.done}/{total}"
-    return line + ("  " + ", ".join(notes) if notes else "")
-
-
-def format_progress(progress: RunProgress, columns: int | None = None) -> list[str]:
-    """One line per step, names aligned; cut to ``columns`` so a terminal never wraps them."""
-    width = max((len(s.name) for s in progress.steps), default=0)
-    lines = [format_step_line(step, width) for step in progress.steps]
-    return lines if columns is None else [line[: max(columns - 1, 1)] for line in lines]
-
-
-def format_task_problem(outcome: TaskOutcome) -> str:
-    """``Render[3] failed: exit code 1``, for a task that did not succeed."""
-    detail = outcome.fail_message or f"exit code {outcome.exit_code}"
-    return f"{outcome.step}[{outcome.task}] {outcome.state}: {detail}"
-
-
-def action_output(lines: Iterable[str], in_output: bool) -> tuple[list[str], bool]:
-    """The lines an action's process printed, without the session's banners around them.
-
-    A session logs ``Output:`` before the process's lines and ``Process pid N exited with
-    code: ...`` after them; ``in_output`` says whether the previous batch ended inside that
-    window. Returns the lines to show and whether the window is still open.
-    """
-    shown: list[str] = []
-    for line in lines:
-        if not in_output:
-            in_output = line == _OUTPUT_START
-        elif _OUTPUT_END.match(line):
-            in_output = False
-        else:
-            shown.append(line)
-    return shown, in_output
+# ---- small parsers ------------------------------------------------------------------------
 
 
 def working_directory(line: str) -> str | None:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import PYTHON
+from helpers import PYTHON
 from openjd_notebook import JobResult, Template, load_run, run_job, start_job
 from openjd_notebook.jobs import (
     EnvironmentEntered,

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import PYTHON, one_step_job, python_action
+from helpers import PYTHON, one_step_job, python_action
 from openjd_notebook.sessions import LOG, ActionState, ActionStatus, Session, SessionState
 
 # Starts a grandchild that escapes the process group (setsid) and one that double-forks,

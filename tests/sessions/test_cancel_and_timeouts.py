@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from conftest import one_step_job, python_action
+from helpers import one_step_job, python_action
 from openjd_notebook.sessions import ActionState, ActionStatus, SessionState
 
 # Traps SIGTERM, records it in the working directory and exits with code 0.

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import make_job, python_action
+from helpers import make_job, python_action
 from openjd_notebook.sessions import ActionState, Session, SessionState
 
 DUMP = (

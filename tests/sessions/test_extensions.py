@@ -22,7 +22,7 @@ from openjd.model import (
     preprocess_job_parameters,
 )
 
-from conftest import make_job, python_action
+from helpers import make_job, python_action
 from openjd_notebook.sessions import (
     LOG,
     ActionState,

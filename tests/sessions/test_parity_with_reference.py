@@ -42,7 +42,7 @@ from openjd.model import (
 )
 
 import openjd_notebook.sessions as our_engine
-from conftest import PYTHON, make_job
+from helpers import PYTHON, make_job
 
 T = TypeVar("T")
 

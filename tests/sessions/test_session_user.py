@@ -24,7 +24,7 @@ import psutil
 import pytest
 from openjd.model import Job
 
-from conftest import make_job
+from helpers import make_job
 from openjd_notebook.sessions import (
     LOG,
     ActionState,

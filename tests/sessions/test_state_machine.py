@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_job, one_step_job, python_action
+from helpers import make_job, one_step_job, python_action
 from openjd_notebook.sessions import ActionState, ActionStatus, SessionState
 
 

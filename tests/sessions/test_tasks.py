@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openjd.model import ParameterValue, ParameterValueType, StepParameterSpaceIterator
 
-from conftest import PYTHON, make_job, python_action
+from helpers import PYTHON, make_job, python_action
 from openjd_notebook.sessions import (
     LOG,
     ActionState,

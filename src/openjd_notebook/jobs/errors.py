@@ -37,6 +37,11 @@ __all__ = [
 class JobsError(Exception):
     """Base class of every error the jobs layer raises on purpose."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback: the message is the whole story.
+        first, *rest = str(self).splitlines() or [""]
+        return [f"{type(self).__name__}: {first}", *rest]
+
 
 @dataclass(frozen=True)
 class TemplateProblem:
@@ -108,11 +113,6 @@ class TemplateError(JobsError, ValueError):
             where = problem.location()
             lines.append(f"  {where}: {problem.message}" if where else f"  {problem.message}")
         return "\n".join(lines)
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows these lines instead of a traceback: the message is the whole story.
-        first, *rest = str(self).splitlines()
-        return [f"TemplateError: {first}", *rest]
 
 
 class ExpectedParameter(NamedTuple):

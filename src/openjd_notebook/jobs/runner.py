@@ -130,6 +130,10 @@ class JobRun:
     def done(self) -> bool:
         return self._done.is_set()
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the end; True once ended. Interrupts propagate."""
+        return self._done.wait(timeout)
+
     def on_event(self, subscriber: Subscriber) -> None:
         """Receive this run's events from now on, in order, on the run's event thread."""
         self._events.subscribe(subscriber)

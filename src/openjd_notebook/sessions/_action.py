@@ -13,7 +13,6 @@ import shlex
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -45,6 +44,7 @@ from ._resolve import ResolvedAction, apply_let_bindings, resolve_action
 from ._status import ActionStatus
 from ._types import ActionState
 from ._users import PosixSessionUser
+from ._worker import SerialWorker
 
 __all__ = ["ActionKind", "ActionRun", "ActionSetup"]
 
@@ -117,7 +117,7 @@ class ActionRun:
         env_changes: SimplifiedEnvironmentVariableChanges | None,
         publish: Callable[[ActionStatus], None],
         finish: Callable[[ActionRun, ActionStatus], None],
-        pump_executor: Executor,
+        pump_worker: SerialWorker,
     ) -> None:
         self.number = number
         self._setup = setup
@@ -131,7 +131,7 @@ class ActionRun:
         self._env_changes = env_changes
         self._publish = publish
         self._finish_callback = finish
-        self._pump_executor = pump_executor
+        self._pump_worker = pump_worker
         self._lock = threading.Lock()
         self._status = ActionStatus(ActionState.RUNNING)
         self._process: ActionProcess | None = None
@@ -252,7 +252,7 @@ class ActionRun:
         self._publish(status)
         for request in early:
             process.cancel(request)
-        process.start_pump(self._pump_executor)
+        process.start_pump(self._pump_worker)
 
     # ---- requests ----------------------------------------------------------------------
 

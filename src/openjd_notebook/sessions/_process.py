@@ -18,7 +18,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from . import _process_tree
 from ._logging import LogContent, SessionLog
+from ._worker import SerialWorker
 
 __all__ = ["ActionProcess", "CancelReason", "CancelRequest", "LaunchSpec", "ProcessOutcome"]
 
@@ -150,9 +150,9 @@ class ActionProcess:
             self._timeout_at = time.monotonic() + self._spec.timeout_s
         return self._popen.pid
 
-    def start_pump(self, executor: Executor) -> None:
-        """Pump on ``executor`` (a session's long-lived worker, cheaper than a new thread)."""
-        executor.submit(self._pump_on_this_thread)
+    def start_pump(self, worker: SerialWorker) -> None:
+        """Pump on the session's long-lived worker thread (cheaper than a new thread)."""
+        worker.submit(self._pump_on_this_thread)
 
     def _pump_on_this_thread(self) -> None:
         assert self._popen is not None

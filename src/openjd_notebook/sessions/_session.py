@@ -10,7 +10,6 @@ import threading
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +46,7 @@ from ._types import (
 from ._users import PosixSessionUser, SessionUser
 from ._version import version as _package_version
 from ._workdir import create_working_directories, default_root, remove_tree
+from ._worker import SerialWorker
 
 __all__ = ["Session"]
 
@@ -56,8 +56,9 @@ _DEFAULT_EXTENSIONS = RevisionExtensions(
 )
 
 
-def _abandon(tag_prefix: str, directory: Path, retain: bool) -> None:
+def _abandon(tag_prefix: str, directory: Path, retain: bool, worker: SerialWorker) -> None:
     """Last resort when a session is dropped or Python exits without ``cleanup()``."""
+    worker.shutdown()
     _process_tree.kill_tree(tag_prefix, deadline_s=2.0)
     if not retain:
         shutil.rmtree(directory, ignore_errors=True)
@@ -114,7 +115,7 @@ class Session:
         self._host_rules = expr_host_rules(self._rules)
         self._rules_file: Path | None = None
         # Actions run one at a time, so one worker thread pumps them all.
-        self._pump_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openjd-pump")
+        self._pump_worker = SerialWorker(f"openjd-pump-{session_id}")
         self._log_host_info()
         self._log.info(f"Initializing Open Job Description Session: {session_id}")
         self._directories = self._create_directories(session_root_directory)
@@ -123,7 +124,12 @@ class Session:
             "OPENJD_SESSION_WORKING_DIR": str(self.working_directory),
         }
         self._finalizer = weakref.finalize(
-            self, _abandon, self._tag_prefix, self.working_directory, retain_working_dir
+            self,
+            _abandon,
+            self._tag_prefix,
+            self.working_directory,
+            retain_working_dir,
+            self._pump_worker,
         )
         self._state = SessionState.READY
 
@@ -447,7 +453,7 @@ class Session:
             if not action.is_current_thread():
                 action.wait_finished()
         _process_tree.kill_tree(self._tag_prefix)
-        self._pump_executor.shutdown(wait=False)
+        self._pump_worker.shutdown()
         self._finalizer.detach()
         if not self._retain_working_dir:
             self._log.section_banner("Session Cleanup")
@@ -531,7 +537,7 @@ class Session:
             env_changes=self._env_changes.get(setup.environment_id or ""),
             publish=self._publish,
             finish=self._finish,
-            pump_executor=self._pump_executor,
+            pump_worker=self._pump_worker,
         )
         with self._lock:
             self._action = run

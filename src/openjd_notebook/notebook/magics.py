@@ -1,0 +1,326 @@
+"""``%%openjd_template``, ``%openjd_run`` and friends.
+
+The magics hold per-shell state (the runs started in this shell, for ``%openjd_wait`` and
+``%openjd_cancel``) on the ``Magics`` instance, never in module globals. Lines of magics that
+can carry OpenJD format strings are not variable-expanded: ``{{Param.X}}`` stays as written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Float, Int, Unicode
+
+from ..jobs import JobResult, JobRun, Template, runs, start_job
+from ..jobs.selection import plan_steps
+from .views import ViewOptions, make_view
+
+__all__ = ["OpenJDMagics"]
+
+_DEFAULT_TEMPLATE_NAME = "job_template"
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C (the stop button) while the final summary is drawn; they are counted."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: received.append(number))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _parse_assignment(text: str, option: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE")
+    return name.strip(), value
+
+
+@magics_class
+class OpenJDMagics(Magics):
+    """Run OpenJD job templates from notebook cells.
+
+    Defaults are IPython config traits (``c.OpenJDMagics.cancel_grace = 5``) and can be
+    changed in a session with ``%openjd_config``.
+    """
+
+    cancel_grace = Float(
+        10.0, config=True, help="Seconds a canceled action may take to exit before it is killed."
+    )
+    workers = Int(1, config=True, help="Sessions run at once by %openjd_run (render nodes).")
+    refresh_s = Float(0.25, config=True, help="Seconds between redraws of a live dashboard.")
+    log_tail_lines = Int(200, config=True, help="Lines of log shown live in a dashboard.")
+    runs_root = Unicode(
+        None, allow_none=True, config=True, help="Where run records go (default ./openjd-runs)."
+    )
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self._runs: list[JobRun] = []
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The user's namespace (the magics are always registered on a shell)."""
+        assert self.shell is not None
+        namespace: dict[str, Any] = self.shell.user_ns
+        return namespace
+
+    # ---- %%openjd_template -----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=_DEFAULT_TEMPLATE_NAME, help="variable to bind")
+    @no_var_expand
+    @cell_magic
+    def openjd_template(self, line: str, cell: str) -> None:
+        """Validate the cell (YAML or JSON) as an OpenJD template and bind it to NAME."""
+        args = parse_argstring(self.openjd_template, line)
+        if not args.name.isidentifier():
+            raise UsageError(f"%%openjd_template: {args.name!r} is not a valid variable name")
+        # A TemplateError propagates as a real exception, so "Run All" stops here, and the
+        # variable keeps its previous value.
+        template = Template.from_text(cell, directory=Path.cwd())
+        self._namespace[args.name] = template
+        display(template.summary())
+
+    # ---- %openjd_run ---------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("template", nargs="?", default=None, help="template variable, file or bundle dir")
+    @argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    @argument("--params", metavar="VAR", help="a dict of parameter values in the namespace")
+    @argument("--step", help="run only this step (and its dependencies)")
+    @argument("--no-dependencies", action="store_true", help="with --step, skip dependencies")
+    @argument("--tasks", metavar="SPEC", help="'Frame=1-5', or a namespace list of dicts")
+    @argument("--max-tasks", type=int, metavar="N")
+    @argument("--workers", type=int, metavar="N")
+    @argument("--env", action="append", default=[], metavar="PATH", help="environment template")
+    @argument("--path-mapping", metavar="PATH", help="path mapping rules (file or variable)")
+    @argument("--cancel-grace", type=float, metavar="SEC")
+    @argument("--keep-workdir", action="store_true")
+    @argument("--out", metavar="VAR", help="also bind the result (or run) to VAR")
+    @argument("--no-block", action="store_true", help="return the JobRun at once")
+    @argument("--quiet", action="store_true", help="no live display, only the summary")
+    @no_var_expand
+    @line_magic
+    def openjd_run(self, line: str) -> JobResult | JobRun:
+        """Run a job with a live dashboard; returns the JobResult (the JobRun with --no-block).
+
+        The stop button cancels gracefully (the actions' own cancelation, grace capped by
+        --cancel-grace); pressing it again kills. Entered environments still exit.
+        """
+        args = parse_argstring(self.openjd_run, line)
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out {args.out!r} is not a valid variable name")
+        template = self._template(args.template)
+        options = self._run_options(args)
+        self._check_before_start(template, options)
+        view = make_view(
+            template.name,
+            ViewOptions(
+                refresh_s=self.refresh_s,
+                log_tail_lines=self.log_tail_lines,
+                quiet=args.quiet,
+                blocking=not args.no_block,
+            ),
+        )
+        run = start_job(template, on_event=view.handle, **options)
+        view.bind(run)
+        self._runs.append(run)
+        if args.no_block:
+            self._bind(args.out, run)
+            return run
+        return self._wait(run, view, args.out)
+
+    def _template(self, reference: str | None) -> Template:
+        reference = reference or _DEFAULT_TEMPLATE_NAME
+        value = self._namespace.get(reference)
+        if isinstance(value, Template):
+            return value
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise UsageError(f"{reference!r} is a {type(value).__name__}, not an OpenJD Template")
+        path = Path(os.fspath(value) if value is not None else reference).expanduser()
+        if not path.exists():
+            raise UsageError(
+                f"No template named {reference!r}: not a variable holding a Template, and no "
+                f"file or bundle directory at {path}. Define one with %%openjd_template."
+            )
+        return Template.load(path)
+
+    def _namespace_value(self, name: str, option: str) -> Any:
+        if name not in self._namespace:
+            raise UsageError(f"{option} {name}: no variable named {name!r}")
+        return self._namespace[name]
+
+    def _parameters(self, args: Any) -> dict[str, Any]:
+        parameters: dict[str, Any] = {}
+        if args.params:
+            values = self._namespace_value(args.params, "--params")
+            if not isinstance(values, Mapping):
+                raise UsageError(
+                    f"--params {args.params}: expected a dict, got {type(values).__name__}"
+                )
+            parameters.update(values)
+        for assignment in args.param:
+            name, value = _parse_assignment(assignment, "-p")
+            parameters[name] = value
+        return parameters
+
+    def _environments(self, references: list[str]) -> list[Template | Path]:
+        environments: list[Template | Path] = []
+        for reference in references:
+            value = self._namespace.get(reference)
+            environments.append(value if isinstance(value, Template) else Path(reference))
+        return environments
+
+    def _run_options(self, args: Any) -> dict[str, Any]:
+        tasks: Any = args.tasks
+        if tasks is not None and tasks.isidentifier() and tasks in self._namespace:
+            tasks = self._namespace[tasks]
+        path_mapping: Any = args.path_mapping
+        if path_mapping is not None and path_mapping in self._namespace:
+            path_mapping = self._namespace[path_mapping]
+        grace = args.cancel_grace if args.cancel_grace is not None else self.cancel_grace
+        return {
+            "parameters": self._parameters(args),
+            "step": args.step,
+            "tasks": tasks,
+            "max_tasks": args.max_tasks,
+            "run_dependencies": not args.no_dependencies,
+            "workers": args.workers or self.workers,
+            "environments": self._environments(args.env),
+            "path_mapping_rules": path_mapping,
+            "keep_workdir": args.keep_workdir,
+            "cancel_grace": grace,
+            "runs_root": self.runs_root,
+        }
+
+    @staticmethod
+    def _check_before_start(template: Template, options: Mapping[str, Any]) -> None:
+        """Raise bad parameters or task selections here, as real exceptions, before any work."""
+        environments = [
+            e if isinstance(e, Template) else Template.load(e) for e in options["environments"]
+        ]
+        instance = template.instantiate(options["parameters"], environments=environments)
+        plan_steps(
+            instance.job,
+            step=options["step"],
+            tasks=options["tasks"],
+            max_tasks=options["max_tasks"],
+            run_dependencies=options["run_dependencies"],
+        )
+
+    def _wait(self, run: JobRun, view: Any, out: str | None) -> JobResult:
+        """Block until the run ends; the stop button cancels, a second press kills."""
+        interrupts = 0
+        while True:
+            try:
+                if run.join(0.1):
+                    break
+            except KeyboardInterrupt:
+                interrupts += 1
+                force = interrupts > 1
+                run.cancel(force=force)
+                view.show_cancel(force=force, grace_s=run.options.cancel_grace)
+        result = run.result
+        assert result is not None
+        with _interrupts_deferred():
+            view.finish(result)
+            self._bind(out, result)
+        if interrupts:
+            raise KeyboardInterrupt(f"the run of {run.template.name!r} was canceled")
+        return result
+
+    def _bind(self, name: str | None, value: Any) -> None:
+        if name is not None:
+            self._namespace[name] = value
+
+    # ---- runs started earlier ----------------------------------------------------------
+
+    def _find_run(self, reference: str) -> JobRun:
+        if reference:
+            value = self._namespace_value(reference, "run")
+            if not isinstance(value, JobRun):
+                raise UsageError(f"{reference!r} is a {type(value).__name__}, not a JobRun")
+            return value
+        if not self._runs:
+            raise UsageError("No run has been started in this session.")
+        return self._runs[-1]
+
+    @magic_arguments()
+    @argument("run", nargs="?", default="", help="JobRun variable (default: the latest run)")
+    @argument("--out", metavar="VAR")
+    @line_magic
+    def openjd_wait(self, line: str) -> JobResult:
+        """Wait for a run (started with --no-block) and return its JobResult."""
+        args = parse_argstring(self.openjd_wait, line)
+        run = self._find_run(args.run)
+        return self._wait(run, _NoView(), args.out)
+
+    @magic_arguments()
+    @argument("run", nargs="?", default="", help="JobRun variable (default: the latest run)")
+    @argument("--force", action="store_true", help="kill now instead of canceling gracefully")
+    @line_magic
+    def openjd_cancel(self, line: str) -> None:
+        """Cancel a run: gracefully, or at once with --force."""
+        args = parse_argstring(self.openjd_cancel, line)
+        self._find_run(args.run).cancel(force=args.force)
+
+    @magic_arguments()
+    @argument("--root", default=None, help="records directory (default: the configured root)")
+    @line_magic
+    def openjd_runs(self, line: str) -> Any:
+        """List past run records (newest first) as a DataFrame."""
+        args = parse_argstring(self.openjd_runs, line)
+        return runs(args.root or self.runs_root)
+
+    @line_magic
+    def openjd_config(self, line: str) -> dict[str, Any]:
+        """Show the defaults, or set them: ``%openjd_config cancel_grace=5 workers=2``."""
+        for assignment in shlex.split(line):
+            name, value = _parse_assignment(assignment, "%openjd_config")
+            self._set_trait(name, value)
+        return {name: getattr(self, name) for name in sorted(self.class_own_traits(config=True))}
+
+    def _set_trait(self, name: str, value: str) -> None:
+        if name not in self.class_own_traits(config=True):
+            known = ", ".join(sorted(self.class_own_traits(config=True)))
+            raise UsageError(f"%openjd_config: unknown setting {name!r}; settings: {known}")
+        trait = self.traits()[name]
+        try:
+            setattr(self, name, trait.from_string(value))
+        except Exception as error:
+            raise UsageError(f"%openjd_config {name}={value!r}: {error}") from None
+
+    def shutdown(self) -> None:
+        """Stop every run of this shell (kernel shutdown or extension unload)."""
+        for run in self._runs:
+            if not run.done():
+                run.cancel(force=True)
+        for run in self._runs:
+            run.join(30)
+
+
+class _NoView:
+    """``%openjd_wait`` on a run whose own dashboard already reports it."""
+
+    def show_cancel(self, *, force: bool, grace_s: float | None) -> None:
+        pass
+
+    def finish(self, result: JobResult) -> None:
+        pass

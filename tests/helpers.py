@@ -1,0 +1,47 @@
+"""Helpers shared by the test modules: model objects built by openjd-model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from openjd.model import (
+    Job,
+    create_job,
+    decode_job_template,
+    preprocess_job_parameters,
+)
+
+PYTHON = sys.executable
+
+
+def make_job(
+    template: dict[str, Any],
+    parameters: dict[str, str] | None = None,
+    extensions: list[str] | None = None,
+) -> tuple[Job, Any]:
+    """Decode, validate and instantiate a job template; returns (job, parameter values)."""
+    body = {"specificationVersion": "jobtemplate-2023-09", "name": "TestJob", **template}
+    if extensions:
+        body["extensions"] = extensions
+    job_template = decode_job_template(template=body, supported_extensions=extensions or [])
+    values = preprocess_job_parameters(
+        job_template=job_template,
+        job_parameter_values=parameters or {},
+        job_template_dir=Path.cwd(),
+        current_working_dir=Path.cwd(),
+    )
+    return create_job(job_template=job_template, job_parameter_values=values), values
+
+
+def python_action(code: str, **extra: Any) -> dict[str, Any]:
+    """An action that runs ``code`` with this test's Python interpreter."""
+    return {"command": PYTHON, "args": ["-c", code], **extra}
+
+
+def one_step_job(
+    on_run: dict[str, Any], *, script_extra: dict[str, Any] | None = None, **template: Any
+) -> tuple[Job, Any]:
+    step = {"name": "Step", "script": {"actions": {"onRun": on_run}, **(script_extra or {})}}
+    return make_job({"steps": [step], **template})
