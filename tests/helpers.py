@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from openjd.model import (
     decode_job_template,
     preprocess_job_parameters,
 )
+
+from openjd_notebook.sessions import ActionStatus
 
 PYTHON = sys.executable
 
@@ -45,3 +48,23 @@ def one_step_job(
 ) -> tuple[Job, Any]:
     step = {"name": "Step", "script": {"actions": {"onRun": on_run}, **(script_extra or {})}}
     return make_job({"steps": [step], **template})
+
+
+class StatusMessages:
+    """A session callback that lets a test wait for an ``openjd_status`` message."""
+
+    def __init__(self, timeout_s: float = 5.0) -> None:
+        self._seen: set[str] = set()
+        self._changed = threading.Condition()
+        self._timeout_s = timeout_s
+
+    def __call__(self, session_id: str, status: ActionStatus) -> None:
+        if status.status_message is not None:
+            with self._changed:
+                self._seen.add(status.status_message)
+                self._changed.notify_all()
+
+    def wait_for(self, message: str) -> None:
+        with self._changed:
+            seen = self._changed.wait_for(lambda: message in self._seen, self._timeout_s)
+        assert seen, f"the action never reported status {message!r}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from openjd.model import (
     preprocess_job_parameters,
 )
 
-from helpers import make_job, python_action
+from helpers import StatusMessages, make_job, python_action
 from openjd_notebook.sessions import (
     LOG,
     ActionState,
@@ -127,25 +126,6 @@ def run(session: Session, job: Job, params: Any = None, **kwargs: Any) -> Action
 
 def read(session: Session, name: str) -> str:
     return (session.working_directory / name).read_text()
-
-
-class StatusMessages:
-    """A session callback that lets a test wait for an ``openjd_status`` message."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._changed = threading.Condition()
-
-    def __call__(self, session_id: str, status: ActionStatus) -> None:
-        if status.status_message is not None:
-            with self._changed:
-                self._seen.add(status.status_message)
-                self._changed.notify_all()
-
-    def wait_for(self, message: str) -> None:
-        with self._changed:
-            seen = self._changed.wait_for(lambda: message in self._seen, WAIT_S)
-        assert seen, f"the action never reported status {message!r}"
 
 
 # ---- REDACTED_ENV_VARS ------------------------------------------------------------------

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import psutil
 import pytest
 from openjd.model import Job
 
-from helpers import make_job
+from helpers import StatusMessages, make_job
 from openjd_notebook.sessions import (
     LOG,
     ActionState,
@@ -139,25 +138,6 @@ def task_job(on_run: dict[str, Any], **script_extra: Any) -> Job:
 def run(session: Session, job: Job) -> ActionStatus:
     session.run_task(step_script=job.steps[0].script, task_parameter_values={})
     return session.wait(timeout=WAIT_S)
-
-
-class StatusMessages:
-    """A session callback that lets a test wait for an ``openjd_status`` message."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._changed = threading.Condition()
-
-    def __call__(self, session_id: str, status: ActionStatus) -> None:
-        if status.status_message is not None:
-            with self._changed:
-                self._seen.add(status.status_message)
-                self._changed.notify_all()
-
-    def wait_for(self, message: str) -> None:
-        with self._changed:
-            seen = self._changed.wait_for(lambda: message in self._seen, WAIT_S)
-        assert seen, f"the action never reported status {message!r}"
 
 
 # ---- tests -----------------------------------------------------------------------------
