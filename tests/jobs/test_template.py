@@ -552,7 +552,7 @@ def test_showcase_range_forms_and_combinations() -> None:
 
 
 def test_repr() -> None:
-    assert repr(Template.from_dict(SIMPLE)) == "<Template job 'Simple', 1 steps from text>"
+    assert repr(Template.from_dict(SIMPLE)) == "<Template job 'Simple', 1 step from text>"
     assert repr(Template.from_text(ENVIRONMENT)) == "<Template environment 'Studio' from text>"
 
 

@@ -70,9 +70,10 @@ def test_run_returns_a_result_and_binds_out(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shell.run_cell_magic("openjd_template", "echo", TEMPLATE)
-    result = shell.run_line_magic("openjd_run", "echo -p Word={{kept}} --out saved")
+    returned = shell.run_line_magic("openjd_run", "echo -p Word={{kept}} --out saved")
+    assert returned is None  # bound to --out instead, so the cell shows the summary once
+    result = shell.user_ns["saved"]
     assert isinstance(result, JobResult) and result.ok
-    assert shell.user_ns["saved"] is result
     assert "{{kept}} 2" in result.log("Say", 1)
     assert "{{kept}} 1" in capsys.readouterr().out  # the console view printed the output
 
@@ -83,6 +84,13 @@ def test_params_from_a_namespace_dict_and_selection(shell: InteractiveShell) -> 
     result = shell.run_line_magic("openjd_run", "echo --params values --tasks N=2 --quiet")
     assert list(result.tasks["N"]) == [2]
     assert "dict 2" in result.log("Say", 1)
+
+
+def test_quoted_values_lose_their_quotes(shell: InteractiveShell) -> None:
+    shell.run_cell_magic("openjd_template", "echo", TEMPLATE)
+    result = shell.run_line_magic("openjd_run", "echo -p \"Word=two words\" --tasks 'N=1' --quiet")
+    assert list(result.tasks["N"]) == [1]
+    assert "two words 1" in result.output("Say", 0)
 
 
 def test_template_from_a_file(shell: InteractiveShell, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+from ..progress import action_output
 from .errors import JobsError
 from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
 
@@ -102,7 +103,8 @@ class JobResult:
         self._started = started
         self._ended = ended
         self._tasks = tuple(tasks)
-        self._environments = tuple(environments)
+        # Entry order (when each environment was entered, then by worker) reads naturally.
+        self._environments = tuple(sorted(environments, key=_entry_order))
         self._parameter_columns = _freeze_parameter_columns(parameter_columns)
         self._run_dir = run_dir
         self._run_id = run_id
@@ -197,6 +199,11 @@ class JobResult:
     def log(self, step: str, task: int) -> str:
         """The text of one task's log, read from the record directory."""
         return self._read_log(self._find_task(step, task).log_path, f"task {task} of step {step!r}")
+
+    def output(self, step: str, task: int) -> str:
+        """Only what the task's process printed: its log without the session's banners."""
+        lines, _ = action_output(self.log(step, task).splitlines(), in_output=False)
+        return "\n".join(lines)
 
     def environment_log(self, name: str, worker: str | None = None) -> str:
         """The text of one environment's log (enter and exit); ``worker`` picks among workers."""
@@ -459,3 +466,8 @@ def _format_duration(seconds: float | None) -> str:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def _entry_order(environment: EnvironmentOutcome) -> tuple[float, str]:
+    started = environment.started.timestamp() if environment.started is not None else 0.0
+    return (started, environment.worker)

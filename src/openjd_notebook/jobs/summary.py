@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from openjd.model import StepParameterSpaceIterator
 
@@ -104,6 +104,10 @@ class TemplateSummary:
         if self.steps:
             lines.extend(_text_table(_STEP_COLUMNS, self._rows()))
         return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # IPython's text/plain (saved notebooks, terminals): the table, not the dataclass.
+        printer.text(str(self))
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<br><small>{html.escape(note)}</small>" for note in self._notes())

@@ -310,7 +310,8 @@ class Template:
 
     def __repr__(self) -> str:
         origin = self.source.name if self.source is not None else "text"
-        steps = f", {len(self.steps)} steps" if self.kind == "job" else ""
+        count = len(self.steps)
+        steps = f", {count} step{'s' if count != 1 else ''}" if self.kind == "job" else ""
         return f"<Template {self.kind} {self.name!r}{steps} from {origin}>"
 
     def _repr_html_(self) -> str:

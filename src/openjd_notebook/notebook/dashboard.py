@@ -357,7 +357,9 @@ def log_html(tail: LogTail, run_dir: Path | None) -> str:
     if run_dir is not None:
         caption += f"; full logs in {_path_link(run_dir)}"
     box = _TAIL_BOX.format(height="18em")
-    pre = f"<pre style='margin:0;padding:4px;font-size:85%'>{html.escape(lines)}</pre>"
+    # flex-shrink/overflow: Lab's CSS would make the <pre> scroll itself, from the top.
+    pre_style = "margin:0;padding:4px;font-size:85%;flex-shrink:0;overflow:visible"
+    pre = f"<pre style='{pre_style}'>{html.escape(lines)}</pre>"
     return f"<div style='{_MUTED}'>{caption}</div><div style='{box}'>{pre}</div>"
 
 

@@ -45,11 +45,18 @@ def _interrupts_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _unquote(text: str) -> str:
+    """Drop one pair of matching outer quotes: IPython splits magic lines keeping quotes."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def _parse_assignment(text: str, option: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
+    name, equals, value = _unquote(text).partition("=")
     if not equals or not name:
         raise UsageError(f"{option} {text!r}: expected NAME=VALUE")
-    return name.strip(), value
+    return name.strip(), _unquote(value)
 
 
 @magics_class
@@ -118,8 +125,11 @@ class OpenJDMagics(Magics):
     @argument("--quiet", action="store_true", help="no live display, only the summary")
     @no_var_expand
     @line_magic
-    def openjd_run(self, line: str) -> JobResult | JobRun:
+    def openjd_run(self, line: str) -> JobResult | JobRun | None:
         """Run a job with a live dashboard; returns the JobResult (the JobRun with --no-block).
+
+        With --out VAR the result is bound to VAR instead of returned, so the cell shows
+        the run's summary once.
 
         The stop button cancels gracefully (the actions' own cancelation, grace capped by
         --cancel-grace); pressing it again kills. Entered environments still exit.
@@ -144,8 +154,9 @@ class OpenJDMagics(Magics):
         self._runs.append(run)
         if args.no_block:
             self._bind(args.out, run)
-            return run
-        return self._wait(run, view, args.out)
+            return run if args.out is None else None
+        result = self._wait(run, view, args.out)
+        return result if args.out is None else None
 
     def _template(self, reference: str | None) -> Template:
         reference = reference or _DEFAULT_TEMPLATE_NAME
@@ -189,7 +200,7 @@ class OpenJDMagics(Magics):
         return environments
 
     def _run_options(self, args: Any) -> dict[str, Any]:
-        tasks: Any = args.tasks
+        tasks: Any = _unquote(args.tasks) if args.tasks is not None else None
         if tasks is not None and tasks.isidentifier() and tasks in self._namespace:
             tasks = self._namespace[tasks]
         path_mapping: Any = args.path_mapping
@@ -266,11 +277,12 @@ class OpenJDMagics(Magics):
     @argument("run", nargs="?", default="", help="JobRun variable (default: the latest run)")
     @argument("--out", metavar="VAR")
     @line_magic
-    def openjd_wait(self, line: str) -> JobResult:
-        """Wait for a run (started with --no-block) and return its JobResult."""
+    def openjd_wait(self, line: str) -> JobResult | None:
+        """Wait for a run (started with --no-block) and return its JobResult (or bind --out)."""
         args = parse_argstring(self.openjd_wait, line)
         run = self._find_run(args.run)
-        return self._wait(run, _NoView(), args.out)
+        result = self._wait(run, _NoView(), args.out)
+        return result if args.out is None else None
 
     @magic_arguments()
     @argument("run", nargs="?", default="", help="JobRun variable (default: the latest run)")
