@@ -354,7 +354,7 @@ def test_external_environment_templates_are_entered_first(
     result = run_job(job, environments=[environment], **roots)
     assert result.ok
     assert "outer yes" in result.log("Render", 0)
-    assert list(result.environments["scope"]) == ["job", "external"]
+    assert list(result.environments["scope"]) == ["external", "job"]  # entry order
 
 
 def test_events_are_ordered_and_complete(roots: dict[str, Path]) -> None:
