@@ -320,7 +320,8 @@ class JobResult:
         hidden = ["started", "ended", "progress", "log_path", "status_message"]
         if frame["fail_message"].isna().all():
             hidden.append("fail_message")
-        return frame.drop(columns=hidden)
+        # Hundredths of a second are as precise as a summary needs to be.
+        return frame.drop(columns=hidden).round({"duration_s": 2})
 
     # -- equality -----------------------------------------------------------------------------
 
