@@ -8,6 +8,7 @@ import openjd_notebook
 def test_root_surface_is_pinned() -> None:
     assert sorted(openjd_notebook.__all__) == sorted(
         [
+            "DaskExecutor",
             "JobResult",
             "JobRun",
             "Template",

@@ -3,10 +3,13 @@
 The session engine is :mod:`openjd_notebook.sessions`; whole-job runs are re-exported here.
 """
 
+from typing import Any
+
 from .jobs import JobResult, JobRun, Template, TemplateError, load_run, run_job, runs, start_job
 from .sessions._version import version as __version__
 
 __all__ = [
+    "DaskExecutor",
     "JobResult",
     "JobRun",
     "Template",
@@ -30,3 +33,12 @@ def unload_ipython_extension(ipython: object) -> None:
     from .notebook import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # Dask is an optional extra: its executor is imported only when asked for.
+    if name == "DaskExecutor":
+        from .jobs.dask_executor import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

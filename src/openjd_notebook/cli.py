@@ -253,7 +253,20 @@ def _reporter(args: argparse.Namespace) -> Reporter:
     )
 
 
-def _start(args: argparse.Namespace, inputs: RunInputs, subscribers: list[Any]) -> JobRun:
+def _executor(args: argparse.Namespace) -> Any:
+    """The Dask executor for --cluster, None for a local run; ClusterError when unusable."""
+    if args.cluster is None:
+        if args.nodes is not None:
+            raise UsageError("--nodes needs --cluster (a local run takes --workers)")
+        return None
+    from .jobs.dask_executor import executor_for_cluster
+
+    return executor_for_cluster(args.cluster, args.nodes)
+
+
+def _start(
+    args: argparse.Namespace, inputs: RunInputs, subscribers: list[Any], executor: Any
+) -> JobRun:
     return start_job(
         inputs.template,
         inputs.parameters,
@@ -268,6 +281,7 @@ def _start(args: argparse.Namespace, inputs: RunInputs, subscribers: list[Any]) 
         cancel_grace=args.cancel_grace,
         on_event=subscribers,
         runs_root=args.runs_root,
+        executor=executor,
     )
 
 
@@ -279,8 +293,13 @@ def _run_command(args: argparse.Namespace) -> int:
         if isinstance(event, RunEnded):
             requests.put(_ENDED)  # wakes the main loop without waiting for its poll
 
-    with _reporter(args) as reporter, _interrupts_as_requests(requests):
-        run = _start(args, inputs, [reporter, on_end])
+    executor = _executor(args)
+    with (
+        executor if executor is not None else contextlib.nullcontext(),
+        _reporter(args) as reporter,
+        _interrupts_as_requests(requests),
+    ):
+        run = _start(args, inputs, [reporter, on_end], executor)
         _wait(run, requests, reporter.notice)
         result: JobResult = run.wait()
         reporter.finish(result)
@@ -368,6 +387,18 @@ def _add_run_parser(commands: Any) -> None:
         default=1,
         metavar="N",
         help="run N sessions at once, each like one render node (default: 1)",
+    )
+    run.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the tasks on a Dask cluster, given its scheduler address "
+        "(needs openjd-notebook[dask])",
+    )
+    run.add_argument(
+        "--nodes",
+        type=_positive_int,
+        metavar="N",
+        help="with --cluster: run at most N tasks at once",
     )
     run.add_argument(
         "--path-mapping-rules",

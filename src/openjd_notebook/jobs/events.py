@@ -1,5 +1,8 @@
 """Typed events of a run, and the bus that delivers them in order from one thread.
 
+Nodes publish through the small ``EventSink`` protocol, so the same node code can publish
+into this process's bus or into a channel back to the client from another machine.
+
 Publishing never blocks the publisher (a session's pump or a node): events wait in a queue
 and one dispatcher thread per run hands them to subscribers. Consecutive log lines from
 the same action are delivered as one ``LogLines`` batch, so a slow subscriber sees bigger
@@ -15,15 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .outcomes import EnvironmentOutcome, EnvironmentScope, RunState, TaskOutcome
 
 __all__ = [
+    "ActionSource",
     "EnvironmentEntered",
     "EnvironmentExited",
     "Event",
     "EventBus",
+    "EventSink",
     "LogLines",
     "RunEnded",
     "RunStarted",
@@ -104,6 +109,17 @@ class TaskEnded:
 
 
 @dataclass(frozen=True)
+class ActionSource:
+    """Which action a log line comes from: a task, or an environment's enter or exit."""
+
+    worker: str
+    step: str | None
+    task: int | None = None
+    environment: str | None = None
+    scope: EnvironmentScope | None = None
+
+
+@dataclass(frozen=True)
 class LogLines:
     """Consecutive log lines of one action (a task, or an environment's enter or exit)."""
 
@@ -112,6 +128,12 @@ class LogLines:
     task: int | None
     environment: str | None
     lines: tuple[str, ...] = field(default=())
+    scope: EnvironmentScope | None = None
+    """For an environment's lines: whether it is an external, job or step environment."""
+
+    @property
+    def source(self) -> ActionSource:
+        return ActionSource(self.worker, self.step, self.task, self.environment, self.scope)
 
 
 Event = (
@@ -128,13 +150,26 @@ Event = (
 Subscriber = Callable[[Event], None]
 
 
+class EventSink(Protocol):
+    """Where a node publishes: events, and its actions' log lines one at a time."""
+
+    def publish(self, event: Event) -> None: ...
+
+    def publish_line(self, source: ActionSource, text: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Line:
-    source: tuple[str, str | None, int | None, str | None]
+    source: ActionSource
     text: str
 
 
 _STOP = object()
+
+
+def _same(source: ActionSource, other: ActionSource) -> bool:
+    # A node reuses one source object for all of an action's lines: check identity first.
+    return source is other or source == other
 
 
 class EventBus:
@@ -155,10 +190,8 @@ class EventBus:
     def publish(self, event: Event) -> None:
         self._queue.put(event)
 
-    def publish_line(
-        self, worker: str, step: str | None, task: int | None, environment: str | None, text: str
-    ) -> None:
-        self._queue.put(_Line((worker, step, task, environment), text))
+    def publish_line(self, source: ActionSource, text: str) -> None:
+        self._queue.put(_Line(source, text))
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued, then stop the dispatcher."""
@@ -186,12 +219,15 @@ class EventBus:
             except queue.Empty:
                 following = None
                 break
-            if not isinstance(following, _Line) or following.source != first.source:
+            if not isinstance(following, _Line) or not _same(following.source, first.source):
                 break
             lines.append(following.text)
             following = None
-        worker, step, task, environment = first.source
-        return LogLines(worker, step, task, environment, tuple(lines)), following
+        source = first.source
+        batch = LogLines(
+            source.worker, source.step, source.task, source.environment, tuple(lines), source.scope
+        )
+        return batch, following
 
     def _deliver(self, event: Event) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .events import EventSink
 from .node import RunContext
 from .outcomes import EnvironmentOutcome, TaskOutcome
 from .selection import TaskItem
@@ -45,4 +46,6 @@ class ExecutorRun(Protocol):
 
 
 class Executor(Protocol):
-    def open(self, context: RunContext) -> ExecutorRun: ...
+    def open(self, context: RunContext, events: EventSink) -> ExecutorRun:
+        """Start one run: its nodes run ``context``'s tasks and publish into ``events``."""
+        ...

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 
+from .events import EventSink
 from .executor import ExecutorRun
 from .node import Node, RunContext
 from .outcomes import EnvironmentOutcome, TaskOutcome
@@ -25,18 +26,19 @@ class LocalExecutor:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
 
-    def open(self, context: RunContext) -> ExecutorRun:
-        return _LocalRun(context, self.workers)
+    def open(self, context: RunContext, events: EventSink) -> ExecutorRun:
+        return _LocalRun(context, events, self.workers)
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers})"
 
 
 class _LocalRun:
-    def __init__(self, context: RunContext, workers: int) -> None:
+    def __init__(self, context: RunContext, events: EventSink, workers: int) -> None:
         self._tasks: queue.SimpleQueue[TaskItem | None] = queue.SimpleQueue()
         self._outcomes: queue.SimpleQueue[TaskOutcome | None] = queue.SimpleQueue()
-        self._nodes = [Node(f"worker-{number}", context) for number in range(1, workers + 1)]
+        names = [f"worker-{number}" for number in range(1, workers + 1)]
+        self._nodes = [Node(name, context, events) for name in names]
         self._environment_outcomes: dict[str, list[EnvironmentOutcome]] = {}
         self._threads = [
             threading.Thread(

@@ -15,16 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 from openjd.model import Job, JobParameterValues, RevisionExtensions, Step
 
 from ..sessions import ActionState, ActionStatus, PathMappingRule, Session, SessionState
 from ..sessions._types import EnvironmentModel
+from .action_logs import environment_log_name, task_log_name
 from .events import (
+    ActionSource,
     EnvironmentEntered,
     EnvironmentExited,
-    EventBus,
+    EventSink,
     TaskProgress,
     TaskStarted,
     TaskStatus,
@@ -32,7 +34,7 @@ from .events import (
 from .outcomes import EnvironmentOutcome, EnvironmentScope, TaskOutcome, TaskState
 from .selection import TaskItem, typed_parameters
 
-__all__ = ["LogPaths", "Node", "RunContext"]
+__all__ = ["Node", "RunContext"]
 
 _ACTION_STATES: Mapping[ActionState, TaskState] = {
     ActionState.SUCCESS: "success",
@@ -42,19 +44,9 @@ _ACTION_STATES: Mapping[ActionState, TaskState] = {
 }
 
 
-class LogPaths(Protocol):
-    """Where action logs go (the run record); each call returns (absolute, relative)."""
-
-    def log_path_for_task(self, step: str, task: int) -> tuple[Path, str]: ...
-
-    def log_path_for_environment(
-        self, name: str, scope: str, step: str | None, worker: str
-    ) -> tuple[Path, str]: ...
-
-
 @dataclass(frozen=True)
 class RunContext:
-    """Everything a node needs to run its share of one job."""
+    """Everything a node needs to run its share of one job: plain values, so it can travel."""
 
     run_id: str
     job: Job
@@ -66,8 +58,6 @@ class RunContext:
     path_mapping_rules: Sequence[PathMappingRule]
     session_root: Path | None
     keep_workdir: bool
-    log_paths: LogPaths
-    events: EventBus
     steps: Mapping[str, Step] = field(default_factory=dict)
 
 
@@ -83,33 +73,23 @@ class _Entered:
 
 
 class _ActionLog(logging.Handler):
-    """Writes the session's records to the current action's log file and to the events."""
+    """Publishes the session's records as log lines of the current action."""
 
-    def __init__(self, worker: str, events: EventBus) -> None:
+    def __init__(self, worker: str, events: EventSink) -> None:
         super().__init__()
-        self._worker = worker
         self._events = events
-        self._file: IO[str] | None = None
-        self._source: tuple[str | None, int | None, str | None] = (None, None, None)
+        self._idle = ActionSource(worker, None)
+        self._source = self._idle
 
-    def switch(
-        self, path: Path | None, step: str | None, task: int | None, environment: str | None
-    ) -> None:
+    def switch(self, source: ActionSource | None) -> None:
         self.acquire()
         try:
-            if self._file is not None:
-                self._file.close()
-            self._file = path.open("a", encoding="utf-8") if path is not None else None
-            self._source = (step, task, environment)
+            self._source = source or self._idle
         finally:
             self.release()
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if self._file is not None:
-            self._file.write(text + "\n")
-        step, task, environment = self._source
-        self._events.publish_line(self._worker, step, task, environment, text)
+        self._events.publish_line(self._source, record.getMessage())
 
 
 def _now() -> datetime:
@@ -119,13 +99,14 @@ def _now() -> datetime:
 class Node:
     """One worker of a run; not thread-safe except for ``cancel``."""
 
-    def __init__(self, name: str, context: RunContext) -> None:
+    def __init__(self, name: str, context: RunContext, events: EventSink) -> None:
         self.name = name
         self._context = context
+        self._events = events
         self._steps = context.steps or {step.name: step for step in context.job.steps}
         self._lock = threading.Lock()
         self._session: Session | None = None
-        self._log = _ActionLog(name, context.events)
+        self._log = _ActionLog(name, events)
         self._entered: list[_Entered] = []
         self._step: str | None = None
         self._environment_outcomes: list[EnvironmentOutcome] = []
@@ -147,12 +128,11 @@ class Node:
 
     def _run_task(self, item: TaskItem) -> TaskOutcome:
         session = self._ensure_session()
-        absolute, relative = self._context.log_paths.log_path_for_task(item.step, item.index)
-        self._log.switch(absolute, item.step, item.index, None)
+        self._log.switch(ActionSource(self.name, item.step, item.index))
         started = _now()
         self._current = item
         self._last_status = ActionStatus(ActionState.RUNNING)
-        self._context.events.publish(
+        self._events.publish(
             TaskStarted(
                 item.step, item.index, typed_parameters(item.parameters), self.name, started
             )
@@ -167,8 +147,8 @@ class Node:
             )
         )
         self._current = None
-        self._log.switch(None, None, None, None)
-        return self._task_outcome(item, status, started, relative)
+        self._log.switch(None)
+        return self._task_outcome(item, status, started, task_log_name(item.step, item.index))
 
     def _task_outcome(
         self, item: TaskItem, status: ActionStatus | None, started: datetime, log_path: str
@@ -205,7 +185,7 @@ class Node:
         item = self._current
         if item is None or status.state != ActionState.RUNNING:
             return
-        events = self._context.events
+        events = self._events
         # Each callback carries both fields: publish only the one that changed.
         previous, self._last_status = self._last_status, status
         if status.progress is not None and status.progress != previous.progress:
@@ -237,10 +217,8 @@ class Node:
         if self._broken is not None or self._canceled:
             return
         session = self._ensure_session()
-        absolute, relative = self._context.log_paths.log_path_for_environment(
-            environment.name, scope, step, self.name
-        )
-        self._log.switch(absolute, step, None, environment.name)
+        relative = environment_log_name(environment.name, scope, step, self.name)
+        self._log.switch(ActionSource(self.name, step, None, environment.name, scope))
         started = _now()
         symtab = (
             self._context.step_symbol_tables.get(step) if step else self._context.job_symbol_table
@@ -253,13 +231,13 @@ class Node:
                 )
             )
         )
-        self._log.switch(None, None, None, None)
+        self._log.switch(None)
         ok = status is not None and status.state == ActionState.SUCCESS
         if identifiers:
             self._entered.append(
                 _Entered(identifiers[0], environment.name, scope, step, started, relative, ok)
             )
-        self._context.events.publish(
+        self._events.publish(
             EnvironmentEntered(environment.name, scope, step, self.name, ok, _now())
         )
         if not ok:
@@ -273,17 +251,14 @@ class Node:
 
     def _exit(self, entered: _Entered, *, keep_session_running: bool) -> None:
         session = self._ensure_session()
-        absolute, _ = self._context.log_paths.log_path_for_environment(
-            entered.name, entered.scope, entered.step, self.name
-        )
-        self._log.switch(absolute, entered.step, None, entered.name)
+        self._log.switch(ActionSource(self.name, entered.step, None, entered.name, entered.scope))
         status = self._run_action(
             lambda: session.exit_environment(
                 identifier=entered.identifier, keep_session_running=keep_session_running
             ),
             even_if_canceled=True,
         )
-        self._log.switch(None, None, None, None)
+        self._log.switch(None)
         exit_state: TaskState = _ACTION_STATES[status.state] if status else "canceled"
         state: TaskState = exit_state if entered.entered_ok else "failed"
         outcome = EnvironmentOutcome(
@@ -297,7 +272,7 @@ class Node:
             log_path=entered.log_path,
         )
         self._environment_outcomes.append(outcome)
-        self._context.events.publish(EnvironmentExited(outcome))
+        self._events.publish(EnvironmentExited(outcome))
         if exit_state != "success" and self._broken is None:
             self._broken = f"Environment {entered.name!r} failed to exit: {_describe(status)}"
 

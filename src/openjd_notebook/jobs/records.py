@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from hashlib import sha256
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     import pandas as pd
 
+from .action_logs import environment_log_name, safe_name, task_log_name
 from .errors import JobsError
 from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
 from .results import JobResult, ParameterColumns
@@ -128,20 +128,18 @@ class RunRecorder:
 
     def log_path_for_task(self, step: str, task: int) -> tuple[Path, str]:
         """Absolute and record-relative path of a task's log; its directory exists."""
-        return self._log_path("logs", safe_name(step), f"task-{task:04d}.log")
+        return self._log_path(task_log_name(step, task))
 
     def log_path_for_environment(
         self, name: str, scope: str, step: str | None, worker: str
     ) -> tuple[Path, str]:
         """Absolute and record-relative path of an environment's log on one worker."""
-        # Safe names never contain ".", so the dotted parts cannot run into each other.
-        parts = [safe_name(worker), safe_name(scope), safe_name(step or "job"), safe_name(name)]
-        return self._log_path("logs", "environments", ".".join(parts) + ".log")
+        return self._log_path(environment_log_name(name, scope, step, worker))
 
-    def _log_path(self, *parts: str) -> tuple[Path, str]:
-        path = self.run_dir.joinpath(*parts)
+    def _log_path(self, relative: str) -> tuple[Path, str]:
+        path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path, "/".join(parts)
+        return path, relative
 
     def finish(
         self,
@@ -184,18 +182,6 @@ class RunRecorder:
         if result is not None:
             body.update(_outcomes_json(result))
         _write_json_atomically(self.run_dir / RUN_FILE, body)
-
-
-def safe_name(name: str) -> str:
-    """``name`` as one safe path component: letters, digits, ``_`` and ``-`` only.
-
-    A name that had to change gets a short digest of the original, so two different names
-    ("a b" and "a/b") never share a file.
-    """
-    cleaned = _UNSAFE.sub("_", name).strip("_-")[:_MAX_NAME] or "unnamed"
-    if cleaned == name:
-        return cleaned
-    return f"{cleaned}-{sha256(name.encode()).hexdigest()[:6]}"
 
 
 def _make_run_dir(root: Path, job_name: str, started: datetime, run_id: str) -> Path:

@@ -20,8 +20,9 @@ from typing import Any
 
 from openjd.model.v2023_09 import EnvironmentTemplate
 
+from .action_logs import ActionLogWriter
 from .errors import JobsError, RunError
-from .events import EventBus, RunEnded, RunStarted, Subscriber, TaskEnded
+from .events import EventBus, EventSink, RunEnded, RunStarted, Subscriber, TaskEnded
 from .executor import Executor, ExecutorRun
 from .local import LocalExecutor
 from .node import RunContext
@@ -61,6 +62,8 @@ class RunOptions:
     keep_workdir: bool = False
     cancel_grace: float | None = None
     runs_root: Path | None = None
+    executor: str | None = None
+    """How the executor describes itself, when one was given."""
 
     def for_record(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class RunOptions:
             "environments": [str(getattr(e, "source", None) or e) for e in self.environments],
             "keep_workdir": self.keep_workdir,
             "cancel_grace": self.cancel_grace,
+            "executor": self.executor,
         }
 
 
@@ -104,6 +108,7 @@ class JobRun:
         self.options = options
         self._executor = executor
         self._events = EventBus(self.run_id)
+        self._sink: EventSink = self._events
         for subscriber in subscribers:
             self._events.subscribe(subscriber)
         self._lock = threading.Lock()
@@ -227,24 +232,30 @@ class JobRun:
             path_mapping_rules=rules,
             session_root=options.session_root,
             keep_workdir=options.keep_workdir,
-            log_paths=recorder,
-            events=self._events,
         )
-        tasks, environment_outcomes = self._schedule(plans, context)
-        state = self._final_state(tasks, environment_outcomes)
+        logs = ActionLogWriter(recorder.run_dir, self._events)
+        self._sink = logs
+        error: str | None = None
+        try:
+            tasks, environment_outcomes = self._schedule(plans, context, logs)
+        except Exception as failure:  # e.g. the executor could not start: record it, not hang
+            tasks, environment_outcomes = _Scheduler.not_run(plans), []
+            error = _describe_error(failure)
+        finally:
+            logs.close()
         return recorder.finish(
-            state=state,
+            state="failed" if error else self._final_state(tasks, environment_outcomes),
             ended=_now(),
             tasks=tasks,
             environments=environment_outcomes,
             parameter_columns=_parameter_columns(plans),
-            error=_first_error(tasks, environment_outcomes),
+            error=error or _first_error(tasks, environment_outcomes),
         )
 
     def _schedule(
-        self, plans: list[StepPlan], context: RunContext
+        self, plans: list[StepPlan], context: RunContext, events: EventSink
     ) -> tuple[list[TaskOutcome], list[EnvironmentOutcome]]:
-        execution = self._executor.open(context)
+        execution = self._executor.open(context, events)
         with self._lock:
             self._execution = execution
             cancel = self._cancel_requested
@@ -268,7 +279,7 @@ class JobRun:
         return "canceled" if self._cancel_requested is not None else "failed"
 
     def _failed_before_start(self, started: datetime, error: Exception) -> JobResult:
-        message = str(error) if isinstance(error, JobsError) else f"{type(error).__name__}: {error}"
+        message = _describe_error(error)
         return JobResult(
             job_name=self.template.name,
             state="failed",
@@ -296,7 +307,7 @@ class JobRun:
         return self._cancel_requested is not None
 
     def publish_outcome(self, outcome: TaskOutcome) -> None:
-        self._events.publish(TaskEnded(outcome))
+        self._sink.publish(TaskEnded(outcome))
 
     def stop_after_failure(self, execution: ExecutorRun) -> None:
         # The first failure stops new work and cancels the rest gracefully.
@@ -326,6 +337,11 @@ class _Scheduler:
             outcome = self._execution.next_outcome()
             if outcome is not None:
                 self._record(outcome)
+
+    @staticmethod
+    def not_run(plans: Sequence[StepPlan]) -> list[TaskOutcome]:
+        """Every remaining task of ``plans`` as not run."""
+        return [_not_run(item) for plan in plans for item in plan.remaining()]
 
     def outcomes(self) -> list[TaskOutcome]:
         """Every task in plan order: ran, canceled, or not run."""
@@ -389,6 +405,10 @@ class _Scheduler:
             self._succeeded_steps.add(step)
             return True
         return False
+
+
+def _describe_error(error: Exception) -> str:
+    return str(error) if isinstance(error, JobsError) else f"{type(error).__name__}: {error}"
 
 
 def _not_run(item: TaskItem) -> TaskOutcome:
@@ -462,6 +482,7 @@ def start_job(
         keep_workdir=keep_workdir,
         cancel_grace=cancel_grace,
         runs_root=Path(runs_root) if runs_root is not None else None,
+        executor=repr(executor) if executor is not None else None,
     )
     subscribers = [on_event] if callable(on_event) else list(on_event or [])
     return JobRun(

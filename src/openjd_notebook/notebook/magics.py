@@ -116,6 +116,12 @@ class OpenJDMagics(Magics):
     @argument("--tasks", metavar="SPEC", help="'Frame=1-5', or a namespace list of dicts")
     @argument("--max-tasks", type=int, metavar="N")
     @argument("--workers", type=int, metavar="N")
+    @argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: its scheduler address, or 'auto' for this kernel's client",
+    )
+    @argument("--nodes", type=int, metavar="N", help="with --cluster: at most N tasks at once")
     @argument("--env", action="append", default=[], metavar="PATH", help="environment template")
     @argument("--path-mapping", metavar="PATH", help="path mapping rules (file or variable)")
     @argument("--cancel-grace", type=float, metavar="SEC")
@@ -149,7 +155,9 @@ class OpenJDMagics(Magics):
                 blocking=not args.no_block,
             ),
         )
-        run = start_job(template, on_event=view.handle, **options)
+        executor = self._executor(args)
+        subscribers = [view.handle] if executor is None else [view.handle, executor.close_on_end]
+        run = start_job(template, on_event=subscribers, executor=executor, **options)
         view.bind(run)
         self._runs.append(run)
         if args.no_block:
@@ -157,6 +165,21 @@ class OpenJDMagics(Magics):
             return run if args.out is None else None
         result = self._wait(run, view, args.out)
         return result if args.out is None else None
+
+    @staticmethod
+    def _executor(args: Any) -> Any:
+        """The Dask executor for --cluster, None for a local run; ClusterError when unusable."""
+        if args.cluster is None:
+            if args.nodes is not None:
+                raise UsageError("--nodes needs --cluster (a local run takes --workers)")
+            return None
+        if args.workers is not None:
+            raise UsageError("--workers is for local runs; with --cluster, use --nodes")
+        if args.nodes is not None and args.nodes < 1:
+            raise UsageError(f"--nodes must be at least 1, not {args.nodes}")
+        from ..jobs.dask_executor import executor_for_cluster
+
+        return executor_for_cluster(args.cluster, args.nodes)
 
     def _template(self, reference: str | None) -> Template:
         reference = reference or _DEFAULT_TEMPLATE_NAME

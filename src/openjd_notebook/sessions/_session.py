@@ -27,6 +27,7 @@ from openjd.model import version as model_version
 from . import _process_tree
 from ._action import ActionKind, ActionRun, ActionSetup
 from ._env_vars import SimplifiedEnvironmentVariableChanges
+from ._lifeline import Lifeline
 from ._logging import LogContent, SessionLog
 from ._path_mapping import PathMappingRule, path_mapping_file_text
 from ._process import CancelReason, CancelRequest
@@ -56,12 +57,20 @@ _DEFAULT_EXTENSIONS = RevisionExtensions(
 )
 
 
-def _abandon(tag_prefix: str, directory: Path, retain: bool, worker: SerialWorker) -> None:
+def _abandon(
+    tag_prefix: str,
+    directory: Path,
+    retain: bool,
+    worker: SerialWorker,
+    lifeline: Lifeline | None,
+) -> None:
     """Last resort when a session is dropped or Python exits without ``cleanup()``."""
     worker.shutdown()
     _process_tree.kill_tree(tag_prefix, deadline_s=2.0)
     if not retain:
         shutil.rmtree(directory, ignore_errors=True)
+    if lifeline is not None:
+        lifeline.release()
 
 
 class Session:
@@ -123,6 +132,7 @@ class Session:
             **(os_env_vars or {}),
             "OPENJD_SESSION_WORKING_DIR": str(self.working_directory),
         }
+        self._lifeline = self._start_lifeline()
         self._finalizer = weakref.finalize(
             self,
             _abandon,
@@ -130,6 +140,7 @@ class Session:
             self.working_directory,
             retain_working_dir,
             self._pump_worker,
+            self._lifeline,
         )
         self._state = SessionState.READY
 
@@ -164,6 +175,22 @@ class Session:
             f"Session's Embedded Files Directory: {directories.files}", LogContent.FILE_PATH
         )
         return directories
+
+    def _start_lifeline(self) -> Lifeline | None:
+        sudo_user = self._sudo_user()
+        try:
+            return Lifeline.start(
+                self._tag_prefix,
+                self.working_directory,
+                retain=self._retain_working_dir,
+                sudo_user=sudo_user.user if sudo_user else None,
+            )
+        except OSError as error:
+            self._log.warning(
+                f"Could not start the session's lifeline ({error}): if this process dies, "
+                "processes started by the session may outlive it."
+            )
+            return None
 
     # ---- properties ----------------------------------------------------------------------
 
@@ -460,6 +487,8 @@ class Session:
             self._log.info(f"Deleting working directory: {self.working_directory}")
             sudo_user = self._sudo_user()
             remove_tree(self.working_directory, sudo_user.user if sudo_user else None, self._log)
+        if self._lifeline is not None:
+            self._lifeline.release()
         with self._lock:
             self._state = SessionState.ENDED
             self._lock.notify_all()
