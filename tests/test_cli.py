@@ -578,7 +578,7 @@ def test_ctrl_c_cancels_and_environments_still_exit(
     code, lines = cli.finish()
     assert code == 1
     assert "Canceling (Ctrl-C again to kill)..." in lines
-    assert "Sleep[0] canceled: exit code -9" in lines
+    assert "Sleep[0] canceled: stopped while running (exit code -9)" in lines
     assert lines.index(EXIT_LINE) > lines.index("started")
     assert any(line.startswith("CliJob: canceled | 1 task: 1 canceled") for line in lines)
 

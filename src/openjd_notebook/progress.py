@@ -338,9 +338,12 @@ def format_progress(progress: RunProgress, columns: int | None = None) -> list[s
 
 
 def format_task_problem(outcome: TaskOutcome) -> str:
-    """``Render[3] failed: exit code 1``, for a task that did not succeed."""
-    detail = outcome.fail_message or f"exit code {outcome.exit_code}"
-    return f"{outcome.step}[{outcome.task}] {outcome.state}: {detail}"
+    """``Render[3] failed: exit code 1`` (or the fail message and the exit code)."""
+    code = f"exit code {outcome.exit_code}"
+    if not outcome.fail_message:
+        return f"{outcome.step}[{outcome.task}] {outcome.state}: {code}"
+    suffix = f" ({code})" if outcome.exit_code is not None else ""
+    return f"{outcome.step}[{outcome.task}] {outcome.state}: {outcome.fail_message}{suffix}"
 
 
 def bar_style(step: StepProgress) -> str:

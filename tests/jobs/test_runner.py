@@ -146,8 +146,18 @@ def test_cancel_in_the_middle_cancels_running_tasks_and_exits_environments(
     result = run.wait(timeout=30)
     assert result.state == "canceled"
     assert list(result.tasks["state"]) == ["canceled"] + ["not_run"] * 4
+    assert result.tasks["fail_message"].iloc[0] == "stopped while running"
     assert marker.read_text() == "out"
     assert run.state.value == "canceled"
+
+
+def test_a_timed_out_task_says_why(roots: dict[str, Path]) -> None:
+    step = frames(1, "import time; time.sleep(30)")
+    step["script"]["actions"]["onRun"]["timeout"] = 1
+    result = run_job(template([step]), **roots)
+    assert result.state == "failed"
+    row = result.tasks.iloc[0]
+    assert (row["state"], row["fail_message"]) == ("timeout", "ran past its timeout")
 
 
 def test_graceful_cancel_respects_cancel_grace_and_force_kills(roots: dict[str, Path]) -> None:

@@ -133,6 +133,9 @@ def test_runs_lists_records(shell: InteractiveShell) -> None:
     shell.run_line_magic("openjd_run", "echo --quiet")
     listed = shell.run_line_magic("openjd_runs", "")
     assert list(listed["job_name"]) == ["Echo"]
+    shell.run_line_magic("openjd_run", "echo --quiet")
+    assert len(shell.run_line_magic("openjd_runs", "--last 1")) == 1
+    assert len(shell.run_line_magic("openjd_runs", "--job Nope")) == 0
 
 
 def test_wait_and_cancel_without_a_run(shell: InteractiveShell) -> None:

@@ -36,6 +36,11 @@ from .selection import TaskItem, typed_parameters
 
 __all__ = ["Node", "RunContext"]
 
+# Why a task stopped, for a table row, when the action itself did not say.
+_STOP_REASONS: Mapping[TaskState, str] = {
+    "timeout": "ran past its timeout",
+    "canceled": "stopped while running",
+}
 _ACTION_STATES: Mapping[ActionState, TaskState] = {
     ActionState.SUCCESS: "success",
     ActionState.FAILED: "failed",
@@ -154,18 +159,19 @@ class Node:
         self, item: TaskItem, status: ActionStatus | None, started: datetime, log_path: str
     ) -> TaskOutcome:
         if status is None:
-            return self._not_run(item, "canceled", None)
+            return self._not_run(item, "canceled", "canceled before it started")
+        state = _ACTION_STATES[status.state]
         return TaskOutcome(
             step=item.step,
             task=item.index,
             parameters=typed_parameters(item.parameters),
-            state=_ACTION_STATES[status.state],
+            state=state,
             exit_code=status.exit_code,
             started=status.started_at or started,
             ended=status.ended_at or _now(),
             progress=status.progress,
             status_message=status.status_message,
-            fail_message=status.fail_message,
+            fail_message=status.fail_message or _STOP_REASONS.get(state),
             worker=self.name,
             log_path=log_path,
             attempts=1,

@@ -318,11 +318,16 @@ class OpenJDMagics(Magics):
 
     @magic_arguments()
     @argument("--root", default=None, help="records directory (default: the configured root)")
+    @argument("--job", default=None, help="only runs of the job with this name")
+    @argument("-n", "--last", type=int, default=20, metavar="N", help="the N newest (default 20)")
     @line_magic
     def openjd_runs(self, line: str) -> Any:
-        """List past run records (newest first) as a DataFrame."""
+        """List past run records, newest first, as a DataFrame."""
         args = parse_argstring(self.openjd_runs, line)
-        return runs(args.root or self.runs_root)
+        listed = runs(args.root or self.runs_root)
+        if args.job is not None:
+            listed = listed[listed["job_name"] == _unquote(args.job)]
+        return listed.head(args.last).reset_index(drop=True)
 
     @line_magic
     def openjd_config(self, line: str) -> dict[str, Any]:
