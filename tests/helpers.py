@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from openjd.model import (
     Job,
     create_job,
@@ -68,3 +71,21 @@ class StatusMessages:
         with self._changed:
             seen = self._changed.wait_for(lambda: message in self._seen, self._timeout_s)
         assert seen, f"the action never reported status {message!r}"
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> float | None:
+    """Seconds until ``condition`` held, or None when it did not within ``timeout_s``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    return None

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
 from openjd_notebook import Template
@@ -135,23 +133,6 @@ _PIDS = re.compile(r"\bpid:? \d+")
 def without_pids(text: str) -> str:
     """A log with its process ids blanked: they differ from run to run."""
     return _PIDS.sub("pid N", text)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> float | None:
-    """Seconds until ``condition`` held, or None when it did not within ``timeout_s``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.01)
-    return None
 
 
 def read_pids(directory: Path, pattern: str) -> list[int]:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dask_support import Recorder, alive, environment, read_pids, template, wait_until
+from dask_support import Recorder, environment, read_pids, template
 
+from helpers import alive, wait_until
 from openjd_notebook import start_job
 
 pytest.importorskip("distributed")

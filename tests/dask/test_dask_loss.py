@@ -15,17 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dask_support import (
-    Recorder,
-    alive,
-    environment,
-    frames_step,
-    local_cluster,
-    read_pids,
-    template,
-    wait_until,
-)
+from dask_support import Recorder, environment, frames_step, local_cluster, read_pids, template
 
+from helpers import alive, wait_until
 from openjd_notebook import run_job, start_job
 from openjd_notebook.jobs import TaskStarted
 

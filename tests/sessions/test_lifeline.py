@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from helpers import alive, wait_until
 from openjd_notebook.sessions import Session
 
 # A session in a child Python process runs an action that starts a grandchild in a session of
@@ -51,23 +51,6 @@ OWNER = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float) -> float | None:
-    """Seconds until ``condition`` held, or None when it did not within ``timeout_s``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.01)
-    return None
-
-
 @pytest.fixture
 def start_owner(
     tmp_path: Path,
@@ -96,7 +79,7 @@ def start_owner(
         owner.kill()
         owner.wait()
     for pid in pids:
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -104,13 +87,13 @@ def test_sigkill_of_the_owner_kills_the_setsid_grandchild_and_removes_the_direct
     start_owner: Callable[[str], tuple[subprocess.Popen[str], int, Path]],
 ) -> None:
     owner, grandchild, working_directory = start_owner("remove")
-    assert _alive(grandchild) and working_directory.is_dir()
+    assert alive(grandchild) and working_directory.is_dir()
 
     owner.send_signal(signal.SIGKILL)
     owner.wait()
 
-    assert _wait_until(lambda: not _alive(grandchild), 2.0) is not None
-    assert _wait_until(lambda: not working_directory.exists(), 2.0) is not None
+    assert wait_until(lambda: not alive(grandchild), 2.0) is not None
+    assert wait_until(lambda: not working_directory.exists(), 2.0) is not None
 
 
 def test_a_retained_directory_stays_after_the_owner_dies(
@@ -121,7 +104,7 @@ def test_a_retained_directory_stays_after_the_owner_dies(
     owner.send_signal(signal.SIGKILL)
     owner.wait()
 
-    assert _wait_until(lambda: not _alive(grandchild), 2.0) is not None
+    assert wait_until(lambda: not alive(grandchild), 2.0) is not None
     assert working_directory.is_dir()
 
 
@@ -129,7 +112,7 @@ def _watchdogs() -> set[int]:
     found = set()
     for child in psutil.Process().children():
         try:
-            if "openjd-lifeline" in child.cmdline() and _alive(child.pid):
+            if "openjd-lifeline" in child.cmdline() and alive(child.pid):
                 found.add(child.pid)
         except psutil.Error:
             continue
