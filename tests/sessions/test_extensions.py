@@ -614,37 +614,3 @@ def test_let_binding_failing_at_run_time_fails_before_start_naming_the_binding(
     assert not (session.working_directory / "ran.txt").exists()
     assert status.fail_message is not None
     assert "bad" in status.fail_message and "Division by zero" in status.fail_message
-
-
-# ---- WRAP_ACTIONS --------------------------------------------------------------------------
-
-
-def test_entering_an_environment_with_wrap_hooks_is_refused_naming_wrap_actions(
-    make_session: MakeSession,
-) -> None:
-    hook = python_action("pass")
-    actions = {
-        "onEnter": python_action("open('entered.txt', 'w')"),
-        "onWrapEnvEnter": hook,
-        "onWrapTaskRun": hook,
-        "onWrapEnvExit": hook,
-    }
-    job, values = make_job(
-        {
-            "jobEnvironments": [{"name": "Wrapper", "script": {"actions": actions}}],
-            "steps": [{"name": "Step", "script": {"actions": {"onRun": python_action("pass")}}}],
-        },
-        extensions=["EXPR", "WRAP_ACTIONS"],
-    )
-    session = make_session(job_parameter_values=values)
-    assert job.jobEnvironments is not None
-
-    with pytest.raises(RuntimeError, match="WRAP_ACTIONS") as raised:
-        session.enter_environment(environment=job.jobEnvironments[0])
-
-    assert "Wrapper" in str(raised.value)
-    assert session.state == SessionState.READY
-    assert session.environments_entered == ()
-    assert not (session.working_directory / "entered.txt").exists()
-    # Nothing was started, so the session still runs tasks.
-    assert run(session, job).state == ActionState.SUCCESS

@@ -131,8 +131,9 @@ def test_missing_command_fails_with_a_clear_message(make_session: Any) -> None:
     session = make_session(job_parameter_values=values)
     session.run_task(step_script=job.steps[0].script, task_parameter_values={})
     status = session.wait(timeout=10)
-    assert status.state == ActionState.FAILED
-    assert "no-such-command-anywhere" in (status.fail_message or "")
+    # As the reference reports it (its /bin/sh wrapper exits 127), plus the reason.
+    assert (status.state, status.exit_code, status.fail_message) == (ActionState.FAILED, 127, None)
+    assert status.launch_error == "no-such-command-anywhere: not found"
 
 
 def test_path_mapping_rules_map_path_parameters(make_session: Any, output_lines: list[str]) -> None:

@@ -171,7 +171,7 @@ class Node:
             ended=status.ended_at or _now(),
             progress=status.progress,
             status_message=status.status_message,
-            fail_message=status.fail_message or _STOP_REASONS.get(state),
+            fail_message=status.fail_message or status.launch_error or _STOP_REASONS.get(state),
             worker=self.name,
             log_path=log_path,
             attempts=1,

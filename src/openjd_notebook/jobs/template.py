@@ -49,6 +49,7 @@ from .parameters import (
     resolve_job_parameters,
 )
 from .summary import StepSummary, TemplateKind, TemplateSummary, job_summary, template_summary
+from .wrap_layers import check_wrap_layers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,6 +242,7 @@ class Template:
             )
         except DecodeValidationError as exc:
             raise self._error(str(exc), lead="Creating the job failed: ") from exc
+        check_wrap_layers(created.job, env_models)
         extensions = RevisionExtensions(
             spec_rev=job_template.revision,
             supported_extensions=_declared_extensions(job_template, env_models),

@@ -17,15 +17,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from openjd.model import SymbolTable
 
 from . import _embedded_files, _launch
 from ._env_vars import (
+    EnvironmentVariableChange,
     EnvironmentVariableSetChange,
     EnvironmentVariableUnsetChange,
-    SimplifiedEnvironmentVariableChanges,
 )
 from ._logging import LogContent, SessionLog
 from ._process import ActionProcess, CancelReason, CancelRequest, LaunchSpec, ProcessOutcome
@@ -45,6 +46,7 @@ from ._status import ActionStatus
 from ._types import ActionState
 from ._users import PosixSessionUser
 from ._worker import SerialWorker
+from ._wrap import WrappedTarget, wrapped_action_symbols
 
 __all__ = ["ActionKind", "ActionRun", "ActionSetup"]
 
@@ -77,6 +79,9 @@ class ActionSetup:
     env: Mapping[str, str | None] | None = None
     failure: str | None = None
     """Set when the session could not prepare the action; it fails before starting."""
+    wrapped: WrappedTarget | None = None
+    """Set when ``action`` is a wrap hook (RFC 0008) running in place of this action;
+    ``kind`` and ``environment_id`` still describe the wrapped action."""
 
     def ready(self, symtab: SymbolTable, env: Mapping[str, str | None]) -> ActionSetup:
         return replace(self, symtab=symtab, env=env)
@@ -85,8 +90,18 @@ class ActionSetup:
         return replace(self, failure=message)
 
 
+_SHELL_STATUS: Mapping[int, tuple[int, str]] = MappingProxyType(
+    {errno.ENOENT: (127, "not found"), errno.EACCES: (126, "Permission denied")}
+)
+"""How /bin/sh reports a command it cannot exec: exit status and message."""
+
+
 class _SetupError(Exception):
     """The action could not be prepared; it fails before its process starts."""
+
+
+EnvChangeRecorder = Callable[[EnvironmentVariableChange], None]
+"""Where an action's ``openjd_env``/``openjd_unset_env`` requests go."""
 
 
 def _exit_code_text(pid: int, code: int) -> str:
@@ -114,7 +129,7 @@ class ActionRun:
         files_directory: Path,
         sudo_user: PosixSessionUser | None,
         redaction_enabled: bool,
-        env_changes: SimplifiedEnvironmentVariableChanges | None,
+        record_env_change: EnvChangeRecorder | None,
         publish: Callable[[ActionStatus], None],
         finish: Callable[[ActionRun, ActionStatus], None],
         pump_worker: SerialWorker,
@@ -128,7 +143,7 @@ class ActionRun:
         self._files_directory = files_directory
         self._sudo_user = sudo_user
         self._redaction_enabled = redaction_enabled
-        self._env_changes = env_changes
+        self._record_env = record_env_change
         self._publish = publish
         self._finish_callback = finish
         self._pump_worker = pump_worker
@@ -151,6 +166,15 @@ class ActionRun:
         if setup.action is None and setup.argv is None:
             self._end(ActionStatus(ActionState.SUCCESS))
             return
+        if setup.wrapped is not None:
+            try:
+                self._inject_wrapped(setup.wrapped)
+            except (ValueError, OSError) as error:
+                # As the reference does for a session-level failure: one FAILED report.
+                message = self._redactor.redact(f"{setup.wrapped.failure_lead}: {error}")
+                self._log.error(message)
+                self._end(replace(self._status, state=ActionState.FAILED, fail_message=message))
+                return
         try:
             spec = self._prepare()
         except _SetupError as error:
@@ -172,27 +196,62 @@ class ActionRun:
             raise _SetupError(str(error)) from error
         return self._launch_spec(resolved, setup.env)
 
+    def _inject_wrapped(self, target: WrappedTarget) -> None:
+        """Resolve the wrapped action in its own scope and hand its values to the hook."""
+        # A copy: the wrapped action's files and let bindings must not reach the hook.
+        scope = SymbolTable(source=target.symtab)
+        self._prepare_scope(
+            scope,
+            title="the wrapped action",
+            let=target.let,
+            files=target.files,
+            file_prefix=target.file_prefix,
+            file_scope=target.file_scope,
+        )
+        symtab = self._setup.symtab
+        assert symtab is not None
+        for name, value in wrapped_action_symbols(target, scope).items():
+            symtab[name] = value
+
+    def _prepare_scope(
+        self,
+        symtab: SymbolTable,
+        *,
+        title: str,
+        let: Sequence[str] | None,
+        files: Sequence[Any] | None,
+        file_prefix: str,
+        file_scope: str,
+    ) -> None:
+        """Embedded file paths first (``let`` may use them), then ``let``, then the files'
+        contents (their ``data`` may use the bindings)."""
+        allocated = _embedded_files.allocate_files(
+            files, symbol_prefix=file_prefix, scope=file_scope, directory=self._files_directory
+        )
+        if allocated:
+            self._log.info(f"Allocating embedded file paths for {title}.")
+            for file in allocated:
+                self._log.info(f"Mapping: {file.symbol} -> {file.path}", LogContent.FILE_PATH)
+        _embedded_files.bind_symbols(allocated, symtab)
+        apply_let_bindings(let, symtab)
+        if allocated:
+            self._log.info(f"Writing embedded files to disk for {title}.")
+            group = self._sudo_user.group if self._sudo_user else None
+            _embedded_files.write_files(allocated, symtab, group)
+            for file in allocated:
+                self._log.info(f"Wrote: {file.model.name} -> {file.path}", LogContent.FILE_PATH)
+
     def _resolve(self, setup: ActionSetup, symtab: SymbolTable) -> ResolvedAction:
         if setup.argv is not None:
             return ResolvedAction(list(setup.argv), setup.timeout_s, None)
-        files = _embedded_files.allocate_files(
-            setup.files,
-            symbol_prefix=setup.file_prefix,
-            scope=setup.file_scope,
-            directory=self._files_directory,
+        self._prepare_scope(
+            symtab,
+            title=setup.title,
+            let=setup.let,
+            files=setup.files,
+            file_prefix=setup.file_prefix,
+            file_scope=setup.file_scope,
         )
-        if files:
-            self._log.info(f"Allocating embedded file paths for {setup.title}.")
-            for file in files:
-                self._log.info(f"Mapping: {file.symbol} -> {file.path}", LogContent.FILE_PATH)
-        _embedded_files.bind_symbols(files, symtab)
-        apply_let_bindings(setup.let, symtab)
-        if files:
-            self._log.info(f"Writing embedded files to disk for {setup.title}.")
-            group = self._sudo_user.group if self._sudo_user else None
-            _embedded_files.write_files(files, symtab, group)
-            for file in files:
-                self._log.info(f"Wrote: {file.model.name} -> {file.path}", LogContent.FILE_PATH)
         assert setup.action is not None
         return resolve_action(
             setup.action,
@@ -237,10 +296,8 @@ class ActionRun:
                 # Not a binary and no "#!" line: run it with the shell, as exec in sh does.
                 self._launch(replace(spec, argv=["/bin/sh", *spec.argv]))
                 return
-            message = f"Process failed to start: {error}"
-            self._log.error(message, LogContent.PROCESS_CONTROL)
             self._remove_script()
-            self._end(replace(self._status, state=ActionState.FAILED, fail_message=message))
+            self._fail_to_start(spec.argv[0], error)
             return
         self._log.info(f"Command started as pid: {pid}", LogContent.PROCESS_CONTROL)
         self._log.info("Output:")
@@ -254,11 +311,32 @@ class ActionRun:
             process.cancel(request)
         process.start_pump(self._pump_worker)
 
+    def _fail_to_start(self, command: str, error: OSError) -> None:
+        shell_status = _SHELL_STATUS.get(error.errno or 0)
+        if shell_status is None:
+            message = f"Process failed to start: {error}"
+            self._log.error(message, LogContent.PROCESS_CONTROL)
+            self._end(replace(self._status, state=ActionState.FAILED, fail_message=message))
+            return
+        # The reference starts every action through `exec` in /bin/sh, so programs written
+        # for it see a started action that exits 127 (126) with the shell's message.
+        code, reason = shell_status
+        self._publish(self._status)
+        self._log.log_lines([f"exec: {command}: {reason}"], LogContent.COMMAND_OUTPUT)
+        self._log.info(
+            f"Process could not start ({command}: {reason}); exited with code: {code}",
+            LogContent.PROCESS_CONTROL,
+        )
+        status = replace(self._status, state=ActionState.FAILED, exit_code=code)
+        self._end(replace(status, launch_error=f"{command}: {reason}"))
+
     # ---- requests ----------------------------------------------------------------------
 
     def cancel(self, request: CancelRequest) -> None:
         """Forward a cancel request; one that arrives before the launch waits for it."""
         with self._lock:
+            if request.reason in (CancelReason.USER, CancelReason.CLEANUP):
+                self._status = replace(self._status, cancel_requested=True)
             process = self._process
             if process is None:
                 self._early_cancels.append(request)
@@ -322,13 +400,11 @@ class ActionRun:
                 return
         self._record_env_change(EnvironmentVariableSetChange(message.name, message.value))
 
-    def _record_env_change(
-        self, change: EnvironmentVariableSetChange | EnvironmentVariableUnsetChange
-    ) -> None:
-        # Only an environment's own actions may change the session's variables.
-        if self._setup.kind in (ActionKind.ENTER, ActionKind.EXIT):
-            if self._env_changes is not None:
-                self._env_changes.record(change)
+    def _record_env_change(self, change: EnvironmentVariableChange) -> None:
+        # The session decides where a change goes: only an environment's own actions may
+        # change the variables later actions run with.
+        if self._record_env is not None:
+            self._record_env(change)
         else:
             self._log.debug(f"Ignoring environment change {change.name} outside an environment")
 

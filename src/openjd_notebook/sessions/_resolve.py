@@ -19,7 +19,14 @@ from openjd.model.v2023_09 import CancelationMethodDeferred, CancelationMode
 
 from ._types import ActionModel
 
-__all__ = ["ResolvedAction", "apply_let_bindings", "resolve_action"]
+__all__ = [
+    "ResolvedAction",
+    "apply_let_bindings",
+    "resolve_action",
+    "resolve_args",
+    "resolve_cancelation",
+    "resolve_timeout",
+]
 
 _NATIVE_MODULE = "openjd._openjd_rs"
 _STRICT_INT = re.compile(r"[+-]?[0-9]+")
@@ -89,29 +96,42 @@ def _resolve_int_field(
     return number
 
 
-def _resolve_notify_period(
+def resolve_cancelation(
     cancelation: Any, symtab: SymbolTable, default_period_s: int
-) -> int | None:
-    """The grace period of the effective cancelation, or None for TERMINATE."""
+) -> tuple[str | None, int | None]:
+    """The effective cancelation as ``(mode, notify period)``.
+
+    ``mode`` is ``"TERMINATE"``, ``"NOTIFY_THEN_TERMINATE"`` or None when the action declares
+    none (or a deferred mode resolved to null, which drops the whole object). The period is
+    set only for NOTIFY_THEN_TERMINATE, with the schema default when the field is omitted.
+    """
     if cancelation is None:
-        return None
+        return None, None
     mode = cancelation.mode
     period_field = getattr(cancelation, "notifyPeriodInSeconds", None)
     if isinstance(cancelation, CancelationMethodDeferred):
         mode_value = cancelation.mode.resolve_value(symtab=symtab)
         if _expr_kind(mode_value) == "null":
-            return None
+            return None, None
         mode = str(mode_value)
     period = _resolve_int_field(period_field, symtab, low=1, high=600, name="notifyPeriodInSeconds")
     if mode in (CancelationMode.TERMINATE, CancelationMode.TERMINATE.value):
         if period is not None:
             raise ValueError("a TERMINATE cancelation does not accept notifyPeriodInSeconds")
-        return None
+        return CancelationMode.TERMINATE.value, None
     if mode in (CancelationMode.NOTIFY_THEN_TERMINATE, CancelationMode.NOTIFY_THEN_TERMINATE.value):
-        return default_period_s if period is None else period
+        return (
+            CancelationMode.NOTIFY_THEN_TERMINATE.value,
+            default_period_s if period is None else period,
+        )
     raise ValueError(
         f"cancelation mode must resolve to TERMINATE, NOTIFY_THEN_TERMINATE or null; got '{mode}'"
     )
+
+
+def resolve_timeout(timeout: Any, symtab: SymbolTable) -> int | None:
+    """The action's own timeout in seconds, or None when it sets none (or it resolves to null)."""
+    return _resolve_int_field(timeout, symtab, low=1, high=None, name="timeout")
 
 
 def resolve_action(
@@ -123,12 +143,12 @@ def resolve_action(
 ) -> ResolvedAction:
     """Resolve command, arguments, timeout and cancelation. Raises ValueError when invalid."""
     argv = [action.command.resolve(symtab=symtab), *resolve_args(action.args, symtab)]
-    timeout = _resolve_int_field(action.timeout, symtab, low=1, high=None, name="timeout")
+    timeout = resolve_timeout(action.timeout, symtab)
     if timeout is None:
         timeout = default_timeout_s
     elif timeout > _MAX_ENFORCEABLE_TIMEOUT_S:
         timeout = None
-    period = _resolve_notify_period(action.cancelation, symtab, default_notify_period_s)
+    _mode, period = resolve_cancelation(action.cancelation, symtab, default_notify_period_s)
     return ResolvedAction(argv=argv, timeout_s=timeout, notify_period_s=period)
 
 

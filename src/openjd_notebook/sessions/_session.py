@@ -10,6 +10,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -25,8 +26,12 @@ from openjd.model import (
 from openjd.model import version as model_version
 
 from . import _process_tree
-from ._action import ActionKind, ActionRun, ActionSetup
-from ._env_vars import SimplifiedEnvironmentVariableChanges
+from ._action import ActionKind, ActionRun, ActionSetup, EnvChangeRecorder
+from ._env_vars import (
+    EnvironmentVariableChange,
+    EnvironmentVariableSetChange,
+    SimplifiedEnvironmentVariableChanges,
+)
 from ._lifeline import Lifeline
 from ._logging import LogContent, SessionLog
 from ._path_mapping import PathMappingRule, path_mapping_file_text
@@ -48,6 +53,7 @@ from ._users import PosixSessionUser, SessionUser
 from ._version import version as _package_version
 from ._workdir import create_working_directories, default_root, remove_tree
 from ._worker import SerialWorker
+from ._wrap import WrapHook, WrappedTarget, defines_wrap_hooks, wrap_hook
 
 __all__ = ["Session"]
 
@@ -120,6 +126,10 @@ class Session:
         self._env_changes: dict[EnvironmentIdentifier, SimplifiedEnvironmentVariableChanges] = {}
         self._env_step_names: dict[EnvironmentIdentifier, str] = {}
         self._env_bases: dict[EnvironmentIdentifier, dict[str, Any]] = {}
+        # Every variable the session's environments defined, in definition order, for a wrap
+        # hook's WrappedAction.Environment (RFC 0008): unlike the variables actions run with,
+        # it keeps what an exited environment defined.
+        self._session_variables: dict[str, str] = {}
         self._tag_prefix = f"{uuid.uuid4().hex}/"
         self._host_rules = expr_host_rules(self._rules)
         self._rules_file: Path | None = None
@@ -218,6 +228,18 @@ class Session:
         return self._status
 
     @property
+    def cancel_requested(self) -> bool:
+        """Whether the running action has been asked to cancel and has not ended yet.
+
+        ``state`` stays RUNNING meanwhile, exactly as in ``openjd.sessions``; this (and
+        ``action_status.cancel_requested``) tells a cancel in progress from a normal run.
+        """
+        with self._lock:
+            status = self._status
+            running = self._action is not None
+        return running and status is not None and status.cancel_requested
+
+    @property
     def environments_entered(self) -> tuple[EnvironmentIdentifier, ...]:
         return tuple(self._entered)
 
@@ -258,7 +280,7 @@ class Session:
             raise RuntimeError(
                 f"Environment {identifier} has already been entered in this Session."
             )
-        self._reject_wrap_actions(environment)
+        self._refuse_second_wrap_layer(environment)
         identifier = identifier or f"{self._session_id}:{uuid.uuid4().hex}"
         self._log.section_banner(f"Entering Environment: {environment.name}")
         self._environments[identifier] = environment
@@ -300,14 +322,18 @@ class Session:
         del self._environments[identifier]
         self._run(setup)
 
-    def _reject_wrap_actions(self, environment: EnvironmentModel) -> None:
-        actions = environment.script.actions if environment.script else None
-        hooks = ("onWrapEnvEnter", "onWrapTaskRun", "onWrapEnvExit")
-        if actions is not None and any(getattr(actions, hook, None) for hook in hooks):
-            raise RuntimeError(
-                f"Environment '{environment.name}' uses wrap actions (the WRAP_ACTIONS "
-                "extension), which openjd-notebook does not support yet."
-            )
+    def _refuse_second_wrap_layer(self, environment: EnvironmentModel) -> None:
+        """RFC 0008: at most one entered environment may define wrap hooks."""
+        if not defines_wrap_hooks(environment):
+            return
+        for existing in self._environments.values():
+            if defines_wrap_hooks(existing):
+                raise RuntimeError(
+                    "RFC 0008: a session may have at most one Environment defining wrap hooks "
+                    f"(onWrapEnvEnter / onWrapTaskRun / onWrapEnvExit). Environment "
+                    f"'{existing.name}' already defines wrap hooks; cannot also enter "
+                    f"'{environment.name}'."
+                )
 
     def _environment_setup(
         self,
@@ -336,14 +362,15 @@ class Session:
         try:
             if resolved_symtab is not None:
                 self._env_bases[identifier] = resolved_base_entries(resolved_symtab)
-            symtab = self._symbol_table(
-                None, self._env_step_names.get(identifier), self._env_bases.get(identifier)
-            )
+            base = self._env_bases.get(identifier)
+            symtab = self._symbol_table(None, self._env_step_names.get(identifier), base)
             if kind == ActionKind.ENTER and environment.variables:
                 self._declare_variables(identifier, environment.variables, symtab)
         except ValueError as error:
             return setup.failed(str(error))
-        return setup.ready(symtab, self._action_env(os_env_vars))
+        setup = setup.ready(symtab, self._action_env(os_env_vars))
+        hook: WrapHook = "onWrapEnvEnter" if kind == ActionKind.ENTER else "onWrapEnvExit"
+        return self._wrapped(setup, hook, {"WrappedEnv.Name": environment.name}, base, identifier)
 
     def _declare_variables(
         self, identifier: EnvironmentIdentifier, variables: Mapping[str, Any], symtab: SymbolTable
@@ -358,6 +385,109 @@ class Session:
         for name, value in resolved.items():
             self._log.info(f"Setting: {name}={value}", LogContent.PARAMETER_INFO)
         self._env_changes[identifier] = SimplifiedEnvironmentVariableChanges(resolved)
+        self._session_variables.update(resolved)
+
+    # ---- wrap actions (RFC 0008) -----------------------------------------------------------
+
+    def _wrapper(
+        self, hook: WrapHook, exclude: EnvironmentIdentifier | None = None
+    ) -> tuple[EnvironmentIdentifier, EnvironmentModel] | None:
+        """The entered environment whose ``hook`` replaces actions, if any.
+
+        ``exclude`` is the environment being entered or exited: an environment's own
+        onEnter and onExit are never wrapped by its own hooks.
+        """
+        for identifier in reversed(self._entered):
+            environment = self._environments[identifier]
+            if identifier != exclude and wrap_hook(environment, hook) is not None:
+                return identifier, environment
+        return None
+
+    def _wrapped(
+        self,
+        setup: ActionSetup,
+        hook: WrapHook,
+        names: Mapping[str, str],
+        base: Mapping[str, Any] | None,
+        exclude: EnvironmentIdentifier | None = None,
+    ) -> ActionSetup:
+        """``setup`` as it runs: unchanged, or the wrapping environment's ``hook`` running in
+        its place with the ``WrappedAction.*`` symbols of it."""
+        wrapper = self._wrapper(hook, exclude)
+        if wrapper is None or setup.action is None or setup.failure is not None:
+            return setup
+        assert setup.symtab is not None
+        wrapper_id, wrap_env = wrapper
+        script = wrap_env.script
+        assert script is not None
+        # The hook resolves in session scope plus its own environment's enter-time context,
+        # never in the wrapped action's (a task's Task.Param.* is not the hook's to read).
+        hook_base = {**(base or {}), **self._env_bases.get(wrapper_id, {})}
+        try:
+            hook_symtab = self._symbol_table(None, self._env_step_names.get(wrapper_id), hook_base)
+        except ValueError as error:
+            return setup.failed(str(error))
+        if setup.kind == ActionKind.TASK:
+            subject = "Task action"
+        else:
+            wrapped_name = "onEnter" if setup.kind == ActionKind.ENTER else "onExit"
+            subject = f"{wrapped_name} action of {names.get('WrappedEnv.Name')}"
+        target = WrappedTarget(
+            action=setup.action,
+            symtab=setup.symtab,
+            let=setup.let,
+            files=setup.files,
+            file_prefix=setup.file_prefix,
+            file_scope=setup.file_scope,
+            default_notify_period_s=setup.default_notify_period_s,
+            environment=tuple(f"{name}={value}" for name, value in self._session_variables.items()),
+            names=dict(names),
+            failure_lead=f"Failed to resolve the wrapped {subject} for {wrap_env.name}'s {hook}",
+        )
+        return ActionSetup(
+            kind=setup.kind,
+            title=f"Environment: {wrap_env.name} ({hook})",
+            action=wrap_hook(wrap_env, hook),
+            let=script.let,
+            files=script.embeddedFiles,
+            file_prefix="Env.File",
+            file_scope=wrapper_id,
+            environment_id=setup.environment_id,
+            default_notify_period_s=ENV_ACTION_DEFAULT_NOTIFY_PERIOD_SECONDS,
+            default_timeout_s=ENV_EXIT_DEFAULT_TIMEOUT_SECONDS if hook == "onWrapEnvExit" else None,
+            symtab=hook_symtab,
+            env=setup.env,
+            wrapped=target,
+        )
+
+    def _env_change_recorder(self, setup: ActionSetup) -> EnvChangeRecorder | None:
+        """Where the action's ``openjd_env`` requests go.
+
+        An environment's onEnter/onExit (or the hook in its place) defines variables for
+        later actions. A task cannot (How Jobs Are Run), but what a wrapped task's hook
+        defines is kept for later hooks' WrappedAction.Environment, as the conformance
+        suite (and openjd-rs) expect.
+        """
+        session_variables = self._session_variables
+
+        def remember(change: EnvironmentVariableChange) -> None:
+            if isinstance(change, EnvironmentVariableSetChange):
+                session_variables[change.name] = change.value
+            else:
+                session_variables.pop(change.name, None)
+
+        if setup.kind in (ActionKind.ENTER, ActionKind.EXIT):
+            changes = self._env_changes.get(setup.environment_id or "")
+
+            def record(change: EnvironmentVariableChange) -> None:
+                if changes is not None:
+                    changes.record(change)
+                remember(change)
+
+            return record
+        if setup.kind == ActionKind.TASK and setup.wrapped is not None:
+            return remember
+        return None
 
     # ---- tasks and subprocesses ---------------------------------------------------------
 
@@ -371,9 +501,20 @@ class Session:
         step_name: str | None = None,
         resolved_symtab: Any | None = None,
     ) -> None:
-        """Start running one task of a step."""
+        """Start running one task of a step.
+
+        ``step_name`` is required while an entered environment wraps tasks (RFC 0008): it
+        is the hook's ``WrappedStep.Name``.
+        """
         if self._state != SessionState.READY:
             raise RuntimeError("Session must be in the READY state to run a task.")
+        wrapper = self._wrapper("onWrapTaskRun")
+        if wrapper is not None and step_name is None:
+            raise ValueError(
+                "run_task() requires step_name when a wrap environment "
+                f"('{wrapper[1].name}') is active: RFC 0008's WrappedStep.Name "
+                "has no value to render without it."
+            )
         if log_task_banner:
             self._log.section_banner("Running Task")
         self._log_task_parameters(task_parameter_values)
@@ -393,7 +534,9 @@ class Session:
         except ValueError as error:
             self._run(setup.failed(str(error)))
             return
-        self._run(setup.ready(symtab, self._action_env(os_env_vars)))
+        setup = setup.ready(symtab, self._action_env(os_env_vars))
+        names = {"WrappedStep.Name": step_name} if step_name is not None else {}
+        self._run(self._wrapped(setup, "onWrapTaskRun", names, base))
 
     def _log_task_parameters(self, values: TaskParameterSet) -> None:
         if not values:
@@ -444,9 +587,12 @@ class Session:
         """
         with self._lock:
             action = self._action
-            if self._state not in (SessionState.RUNNING, SessionState.CANCELING) or not action:
+            if self._state != SessionState.RUNNING or not action:
                 raise RuntimeError("No actions are running")
-            self._state = SessionState.CANCELING
+            # The state stays RUNNING until the action ends, as in openjd.sessions: programs
+            # poll `while session.state == RUNNING` after a cancel.
+            if self._status is not None:
+                self._status = replace(self._status, cancel_requested=True)
         limit = time_limit.total_seconds() if time_limit is not None else None
         action.cancel(CancelRequest(CancelReason.USER, limit, mark_action_failed))
 
@@ -563,7 +709,7 @@ class Session:
             files_directory=self.files_directory,
             sudo_user=self._sudo_user(),
             redaction_enabled=self._redaction_enabled(),
-            env_changes=self._env_changes.get(setup.environment_id or ""),
+            record_env_change=self._env_change_recorder(setup),
             publish=self._publish,
             finish=self._finish,
             pump_worker=self._pump_worker,
@@ -601,7 +747,8 @@ class Session:
             self._lock.notify_all()
 
     def _notify(self, status: ActionStatus) -> None:
-        if self._callback is None:
+        # Like the reference: a callback object that is falsy is not called.
+        if not self._callback:
             return
         try:
             self._callback(self._session_id, status)

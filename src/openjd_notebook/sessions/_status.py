@@ -16,8 +16,8 @@ class ActionStatus:
     """Status of the running or most recent action.
 
     The first five fields match ``openjd.sessions.ActionStatus``. The extras (``pid``,
-    ``started_at``, ``ended_at``) are excluded from equality so that comparisons written
-    against the reference keep working.
+    ``started_at``, ``ended_at``, ``launch_error``, ``cancel_requested``) are excluded from equality so that
+    comparisons written against the reference keep working.
     """
 
     state: ActionState
@@ -28,6 +28,11 @@ class ActionStatus:
     pid: int | None = field(default=None, compare=False)
     started_at: datetime | None = field(default=None, compare=False)
     ended_at: datetime | None = field(default=None, compare=False)
+    launch_error: str | None = field(default=None, compare=False)
+    """Why the command could not be started ("blender: not found"), when it could not."""
+    cancel_requested: bool = field(default=False, compare=False)
+    """``Session.cancel_action`` (or cleanup) asked this action to stop. ``Session.state``
+    stays RUNNING until it has, as in ``openjd.sessions``."""
 
     @property
     def duration_s(self) -> float | None:
