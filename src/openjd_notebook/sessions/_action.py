@@ -29,7 +29,14 @@ from ._env_vars import (
     EnvironmentVariableUnsetChange,
 )
 from ._logging import LogContent, SessionLog
-from ._process import ActionProcess, CancelReason, CancelRequest, LaunchSpec, ProcessOutcome
+from ._process import (
+    ActionProcess,
+    CancelReason,
+    CancelRequest,
+    LaunchSpec,
+    ProcessOutcome,
+    split_long_line,
+)
 from ._protocol import (
     Fail,
     Malformed,
@@ -288,7 +295,7 @@ class ActionRun:
         # A secret the action is about to declare is not registered yet: mask it here.
         command = Redactor.mask_redacted_env_requests(shlex.join(spec.argv))
         self._log.info(f"Running command {command}", LogContent.PROCESS_CONTROL)
-        process = ActionProcess(spec, self._log, self._on_lines, self._on_exit)
+        process = ActionProcess(spec, self._log, self._on_lines, self._on_exit, self._redactor)
         try:
             pid = process.start()
         except OSError as error:
@@ -354,24 +361,31 @@ class ActionRun:
 
     def _on_lines(self, lines: list[str]) -> None:
         """Log a batch of output; a message's callback runs before its line is logged."""
-        plain_from = 0
-        for index, line in enumerate(lines):
-            message = parse_output_line(line, redactions_enabled=self._redaction_enabled)
-            if message is None:
-                continue
-            self._log.log_lines(lines[plain_from:index], LogContent.COMMAND_OUTPUT)
-            self._log.log_lines([self._apply_message(message, line)], LogContent.COMMAND_OUTPUT)
-            plain_from = index + 1
-        self._log.log_lines(lines[plain_from:], LogContent.COMMAND_OUTPUT)
+        plain: list[str] = []
+        for line in lines:
+            # Split here, not in the pump: a secret declared earlier in this batch is known
+            # by now, so no cut falls inside it.
+            for record in split_long_line(line, self._redactor):
+                message = parse_output_line(record, redactions_enabled=self._redaction_enabled)
+                if message is None:
+                    plain.append(record)
+                    continue
+                self._log.log_lines(plain, LogContent.COMMAND_OUTPUT)
+                plain = []
+                logged = self._apply_message(message, record)
+                self._log.log_lines([logged], LogContent.COMMAND_OUTPUT)
+        self._log.log_lines(plain, LogContent.COMMAND_OUTPUT)
 
     def _apply_message(self, message: Any, line: str) -> str:
         """Act on one stdout message; returns the line as it should be logged."""
         if isinstance(message, Progress):
             self._update(progress=message.percent)
         elif isinstance(message, Status):
-            self._update(status_message=message.message)
+            # Status and fail messages travel far (task tables, records, events, saved
+            # notebooks): they are masked like the log, which the reference does not do.
+            self._update(status_message=self._redactor.redact(message.message))
         elif isinstance(message, Fail):
-            self._update(fail_message=message.message)
+            self._update(fail_message=self._redactor.redact(message.message))
         elif isinstance(message, SetEnv):
             self._set_env(message)
         elif isinstance(message, UnsetEnv):

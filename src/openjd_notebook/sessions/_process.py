@@ -22,15 +22,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from . import _process_tree
 from ._logging import LogContent, SessionLog
 from ._worker import SerialWorker
 
-__all__ = ["ActionProcess", "CancelReason", "CancelRequest", "LaunchSpec", "ProcessOutcome"]
+__all__ = [
+    "ActionProcess",
+    "CancelReason",
+    "CancelRequest",
+    "LaunchSpec",
+    "LineCutter",
+    "ProcessOutcome",
+    "split_long_line",
+]
 
 MAX_LINE_CHARACTERS = 64_000
-"""Longer output lines are split into records of this many characters."""
+"""Longer output lines are split into records of at most this many characters (as the
+reference reads them), after any message earlier on the line's batch took effect."""
 _READ_SIZE = 1 << 16
 _STDOUT_DRAIN_AFTER_EXIT_S = 0.1
 """How long output is still read after the process exits (a background child may keep
@@ -78,17 +88,25 @@ class CancelRequest:
     """Kill at once, whatever the action's cancelation method."""
 
 
-def _split_long(lines: list[str]) -> list[str]:
-    """Split lines longer than MAX_LINE_CHARACTERS into several records."""
-    if all(len(line) <= MAX_LINE_CHARACTERS for line in lines):
-        return lines
+class LineCutter(Protocol):
+    """Chooses where a long line may be cut (the session's redactor: never inside a secret)."""
+
+    @property
+    def longest_secret(self) -> int: ...
+
+    def safe_cut(self, text: str, limit: int) -> int: ...
+
+
+def split_long_line(line: str, cutter: LineCutter) -> list[str]:
+    """``line`` as records of at most MAX_LINE_CHARACTERS, cut where ``cutter`` allows."""
+    if len(line) <= MAX_LINE_CHARACTERS:
+        return [line]
     pieces: list[str] = []
-    for line in lines:
-        if len(line) <= MAX_LINE_CHARACTERS:
-            pieces.append(line)
-            continue
-        for start in range(0, len(line), MAX_LINE_CHARACTERS):
-            pieces.append(line[start : start + MAX_LINE_CHARACTERS])
+    while len(line) > MAX_LINE_CHARACTERS:
+        cut = cutter.safe_cut(line, MAX_LINE_CHARACTERS)
+        pieces.append(line[:cut])
+        line = line[cut:]
+    pieces.append(line)
     return pieces
 
 
@@ -105,8 +123,10 @@ class ActionProcess:
         log: SessionLog,
         on_lines: Callable[[list[str]], None],
         on_exit: Callable[[ProcessOutcome], None],
+        cutter: LineCutter,
     ) -> None:
         self._spec = spec
+        self._cutter = cutter
         self._log = log
         self._on_lines = on_lines
         self._on_exit = on_exit
@@ -295,18 +315,22 @@ class ActionProcess:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         complete, newline, rest = text.rpartition("\n")
         lines = complete.split("\n") if newline else []
-        while len(rest) >= MAX_LINE_CHARACTERS:  # an endless line still reaches the log
-            lines.append(rest[:MAX_LINE_CHARACTERS])
-            rest = rest[MAX_LINE_CHARACTERS:]
+        # An endless line still reaches the log, in records of at most MAX_LINE_CHARACTERS;
+        # enough is held back that a secret is never cut in two.
+        hold_back = max(0, self._cutter.longest_secret - 1)
+        while len(rest) >= MAX_LINE_CHARACTERS + hold_back:
+            cut = self._cutter.safe_cut(rest, MAX_LINE_CHARACTERS)
+            lines.append(rest[:cut])
+            rest = rest[cut:]
         self._pending = rest + carriage_return
         if lines:
-            self._on_lines(_split_long(lines))
+            self._on_lines(lines)
 
     def _flush_pending(self) -> None:
         self._accept_text(self._decoder.decode(b"", final=True))
         text, self._pending = self._pending.removesuffix("\r"), ""
         if text:
-            self._on_lines(_split_long([text]))
+            self._on_lines([text])
 
     # ---- cancelation -------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class _Secrets:
 
     substrings: frozenset[str]
     whole_lines: frozenset[str]
+    longest: int
+    """Length of the longest substring: how far past a cut a secret can reach."""
     # Substrings only. `^...$` alternatives would defeat the regex engine's
     # first-character skip and make every line ~5x slower, so whole lines are
     # looked up in the set for single-line text ...
@@ -80,6 +82,31 @@ class Redactor:
         if first is None:
             return text
         return _mask(text, pattern, first)
+
+    @property
+    def longest_secret(self) -> int:
+        """How many characters past a cut a secret can still reach (0 without secrets)."""
+        secrets = self._secrets
+        return 0 if secrets is None else secrets.longest
+
+    def safe_cut(self, text: str, limit: int) -> int:
+        """Where to cut ``text`` at or before ``limit`` so that no secret straddles the cut,
+        so that each piece is masked on its own as the whole would be.
+
+        Falls back to ``limit`` when a secret run covers everything up to it. The caller
+        must hold at least ``longest_secret - 1`` characters past ``limit`` when it can.
+        """
+        secrets = self._secrets
+        if secrets is None or len(text) <= limit:
+            return min(len(text), limit)
+        cut = limit
+        probe = cut - 1
+        while probe > cut - secrets.longest and probe > 0:
+            found = secrets.pattern.match(text, probe)
+            if found is not None and found.end() > cut:
+                cut = probe  # the secret starts the next piece; look again before it
+            probe -= 1
+        return cut if cut > 0 else limit
 
     @staticmethod
     def mask_redacted_env_requests(command: str) -> str:
@@ -142,7 +169,8 @@ def _compile(substrings: frozenset[str], whole_lines: frozenset[str]) -> _Secret
         alternatives = [(s, re.escape(s)) for s in substrings]
         alternatives += [(s, f"^{re.escape(s)}$") for s in whole_lines]
         multiline_pattern = _alternation(alternatives, re.MULTILINE)
-    return _Secrets(substrings, whole_lines, pattern, multiline_pattern)
+    longest = max((len(s) for s in substrings), default=0)
+    return _Secrets(substrings, whole_lines, longest, pattern, multiline_pattern)
 
 
 def _alternation(alternatives: list[tuple[str, str]], flags: int) -> re.Pattern[str]:

@@ -16,8 +16,8 @@ class ActionStatus:
     """Status of the running or most recent action.
 
     The first five fields match ``openjd.sessions.ActionStatus``. The extras (``pid``,
-    ``started_at``, ``ended_at``, ``launch_error``, ``cancel_requested``) are excluded from equality so that
-    comparisons written against the reference keep working.
+    ``started_at``, ``ended_at``, ``launch_error``, ``cancel_requested``) are excluded from
+    equality so that comparisons written against the reference keep working.
     """
 
     state: ActionState
