@@ -139,3 +139,31 @@ def test_cancel_right_after_start_is_not_lost(make_session: Any, tmp_path: Path)
     session.cancel_action()
     session.cancel_action()  # repeated requests are harmless
     assert session.wait(timeout=10).state == ActionState.CANCELED
+
+
+# Counts every SIGTERM in a file and keeps running, so only the kill ends it.
+COUNTS_SIGTERMS = (
+    "import signal, time\n"
+    "def on_term(*_):\n"
+    "    open('sigterms', 'a').write('TERM\\n')\n"
+    "signal.signal(signal.SIGTERM, on_term)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(30)\n"
+)
+
+
+def test_each_action_is_notified_once_however_often_it_is_canceled(make_session: Any) -> None:
+    """A second SIGTERM means "abort now" to many renderers: later cancels only shorten
+    the grace period."""
+    session = make_session()
+    session.run_task(step_script=_script(COUNTS_SIGTERMS, **_notify(60)), task_parameter_values={})
+    _wait_for_output(session)
+    started = time.monotonic()
+    session.cancel_action(time_limit=timedelta(seconds=30))
+    time.sleep(0.3)
+    session.cancel_action(time_limit=timedelta(seconds=20))
+    session.cancel_action(time_limit=timedelta(seconds=1))
+    status = session.wait(timeout=20)
+    assert status == ActionStatus(ActionState.CANCELED, exit_code=-9)
+    assert time.monotonic() - started < 10
+    assert (session.working_directory / "sigterms").read_text() == "TERM\n"

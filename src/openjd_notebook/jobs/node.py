@@ -96,6 +96,10 @@ class _ActionLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self._events.publish_line(self._source, record.getMessage())
 
+    def note(self, text: str) -> None:
+        """A line of the runner's own in the current action's log."""
+        self._events.publish_line(self._source, text)
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -119,6 +123,12 @@ class Node:
         self._current: TaskItem | None = None
         self._last_status = ActionStatus(ActionState.RUNNING)
         self._broken: str | None = None
+        # Environment exits are cleanup: a graceful cancel lets a running one finish, and
+        # bounds it (and every later one) by the cancel's grace period instead.
+        self._exit_running: str | None = None
+        self._exit_serial = 0
+        self._cleanup_grace_s: float | None = None
+        self._exit_timer: threading.Timer | None = None
 
     # ---- tasks ---------------------------------------------------------------------------
 
@@ -262,7 +272,7 @@ class Node:
             lambda: session.exit_environment(
                 identifier=entered.identifier, keep_session_running=keep_session_running
             ),
-            even_if_canceled=True,
+            exiting=entered.name,
         )
         self._log.switch(None)
         exit_state: TaskState = _ACTION_STATES[status.state] if status else "canceled"
@@ -301,28 +311,49 @@ class Node:
         return self._session
 
     def _run_action(
-        self, start: Callable[[], None], *, even_if_canceled: bool = False
+        self, start: Callable[[], None], *, exiting: str | None = None
     ) -> ActionStatus | None:
-        """Start an action unless the node was canceled first; wait for its end."""
+        """Start an action unless the node was canceled first; wait for its end.
+
+        ``exiting`` names the environment whose exit this is: exits run even after a
+        cancel, within its grace period.
+        """
         session = self._ensure_session()
         with self._lock:
-            if self._canceled and not even_if_canceled:
+            if self._canceled and exiting is None:
                 return None
             start()
-        return session.wait()
+            if exiting is not None:
+                self._exit_running = exiting
+                self._exit_serial += 1
+                if self._canceled:
+                    self._bound_exit_locked(self._cleanup_grace_s)
+        try:
+            return session.wait()
+        finally:
+            with self._lock:
+                self._exit_running = None
+                if self._exit_timer is not None:
+                    self._exit_timer.cancel()
+                    self._exit_timer = None
 
     def cancel(self, *, force: bool, grace_s: float | None) -> None:
-        """Stop the running action (its own cancelation, grace capped) and take no more tasks.
+        """Stop the running task (its own cancelation, grace capped) and take no more tasks.
 
-        Safe from any thread, any number of times.
+        A running environment exit is cleanup: a graceful cancel lets it finish within
+        ``grace_s``; ``force`` kills whatever runs. Safe from any thread, any number of
+        times; an action is notified once however often it is canceled.
         """
         with self._lock:
             self._canceled = True
+            if grace_s is not None:
+                previous = self._cleanup_grace_s
+                self._cleanup_grace_s = grace_s if previous is None else min(previous, grace_s)
             session = self._session
-            if session is None or session.state not in (
-                SessionState.RUNNING,
-                SessionState.CANCELING,
-            ):
+            if session is None or session.state != SessionState.RUNNING:
+                return
+            if self._exit_running is not None and not force:
+                self._bound_exit_locked(grace_s)
                 return
             limit = 0.0 if force else grace_s
             # RuntimeError: the action ended between the state check and the request.
@@ -330,6 +361,32 @@ class Node:
                 session.cancel_action(
                     time_limit=timedelta(seconds=limit) if limit is not None else None
                 )
+
+    def _bound_exit_locked(self, grace_s: float | None) -> None:
+        """Kill the running environment exit if it is still running ``grace_s`` from now."""
+        if grace_s is None or self._exit_running is None:
+            return
+        if self._exit_timer is not None:
+            self._exit_timer.cancel()
+        serial = self._exit_serial
+        timer = threading.Timer(grace_s, self._end_overdue_exit, args=(serial, grace_s))
+        timer.daemon = True
+        timer.name = f"openjd-{self.name}-exit-grace"
+        self._exit_timer = timer
+        timer.start()
+
+    def _end_overdue_exit(self, serial: int, grace_s: float) -> None:
+        with self._lock:
+            session = self._session
+            name = self._exit_running
+            if serial != self._exit_serial or name is None or session is None:
+                return
+            self._log.note(
+                f"openjd-notebook: {name}'s exit ran past the cancel grace period "
+                f"({grace_s:g} s); stopping it."
+            )
+            with contextlib.suppress(RuntimeError):
+                session.cancel_action(time_limit=timedelta(seconds=0))
 
     def close(self) -> list[EnvironmentOutcome]:
         """Exit every entered environment in reverse, end the session, return the outcomes."""

@@ -382,6 +382,7 @@ class ActionProcess:
         assert self._popen is not None
         grace_s: float = period_s if time_limit_s is None else min(period_s, time_limit_s)
         now = time.monotonic()
+        already_notified = self._grace_ends is not None
         if self._grace_ends is None:
             self._log.info(
                 f"Canceling subprocess {self._popen.pid} via notify then terminate method at "
@@ -396,6 +397,10 @@ class ActionProcess:
             self._terminate()
             return
         self._log.info(f"Grace period ends at {_utc_stamp(ends_at)}", LogContent.PROCESS_CONTROL)
+        if already_notified:
+            # One notify per action: a second SIGTERM means "abort now" to many renderers,
+            # which would lose the checkpoint the grace period exists to protect.
+            return
         self._log.info(
             f'INTERRUPT: Sending signal "term" to the process groups of {self._popen.pid}',
             LogContent.PROCESS_CONTROL,
