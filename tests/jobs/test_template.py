@@ -373,7 +373,7 @@ parameterDefinitions:
 - {name: B, type: BOOL, default: false}
 - {name: LI, type: "LIST[INT]", default: [1, 2], minLength: 1}
 - {name: LS, type: "LIST[STRING]", default: [x]}
-- {name: LP, type: "LIST[PATH]", default: [/a]}
+- {name: LP, type: "LIST[PATH]", default: [a]}
 - {name: LF, type: "LIST[FLOAT]", default: [0.5]}
 - {name: LB, type: "LIST[BOOL]", default: [true]}
 - {name: LL, type: "LIST[LIST[INT]]", default: [[1, 2]]}

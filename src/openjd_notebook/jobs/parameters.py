@@ -1,15 +1,19 @@
 """Job parameter values: from Python values to the strings openjd-model expects, and back out.
 
 Values may be given as strings or as Python values (int, float, bool, ``os.PathLike``, and lists
-for ``LIST[...]`` types). A relative PATH value becomes absolute against the current directory, as
-openjd-model does, except an absolute path of the other OS family (``C:\\Projects\\a.ma`` on
-Linux): that one is kept as given so that path-mapping rules can still map it.
+for ``LIST[...]`` types). Paths follow the template schema (2.2, 2.12), one element at a time for
+LIST[PATH]: a relative submitted value is joined with the current directory and lexically
+normalized; a relative LIST[PATH] default is joined with the template's directory and must stay
+inside it (openjd-model does this for PATH defaults). Kept as given: an absolute path, an empty
+value, a URI under EXPR, and an absolute path of the other OS family (``C:\\Projects\\a.ma`` on
+Linux), so that path-mapping rules can still map it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -57,6 +61,9 @@ PARAMETER_COLUMNS = (
 
 ResolvedParameters = tuple[JobParameterValues, dict[str, str]]
 """The values to hand to sessions, and the same values as strings (for run records)."""
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+"""A ``scheme://`` value, which EXPR keeps as a URI instead of a file path (RFC 0006)."""
 
 
 def parameter_string(value: Any, type_name: str | None = None) -> str:
@@ -218,19 +225,98 @@ def input_strings(
 
 
 def absolute_path_inputs(
-    inputs: Mapping[str, str], definitions: Sequence[JobParameterDefinition], cwd: Path
+    inputs: Mapping[str, str],
+    definitions: Sequence[JobParameterDefinition],
+    cwd: Path,
+    *,
+    keep_uris: bool = True,
 ) -> dict[str, str]:
-    """``inputs`` with relative PATH values joined to ``cwd`` (other-OS absolute ones kept)."""
-    paths = {d.name for d in definitions if d.type.value == "PATH"}
+    """``inputs`` with relative PATH and LIST[PATH] values joined to ``cwd`` and normalized."""
+    types = {d.name: d.type.value for d in definitions}
     return {
-        name: _absolute(value, cwd) if name in paths else value for name, value in inputs.items()
+        name: _absolute_input(value, types.get(name), cwd, keep_uris)
+        for name, value in inputs.items()
     }
 
 
-def _absolute(value: str, cwd: Path) -> str:
-    if value == "" or is_foreign_absolute(value) or Path(value).is_absolute():
+def _absolute_input(value: str, type_name: str | None, cwd: Path, keep_uris: bool) -> str:
+    if type_name == "PATH":
+        return _absolute(value, cwd, keep_uris)
+    if type_name == "LIST[PATH]":
+        elements = _path_list(value)
+        if elements is not None:
+            return json.dumps([_absolute(element, cwd, keep_uris) for element in elements])
+    return value
+
+
+def _path_list(text: str) -> list[str] | None:
+    """A LIST[PATH] value's elements, or None when it is not a list of strings.
+
+    openjd-model reports a malformed value itself, naming the parameter.
+    """
+    try:
+        elements = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(elements, list) and all(isinstance(e, str) for e in elements):
+        return elements
+    return None
+
+
+def _kept_as_given(value: str, keep_uris: bool) -> bool:
+    return value == "" or is_foreign_absolute(value) or bool(keep_uris and _URI.match(value))
+
+
+def _absolute(value: str, base: Path, keep_uris: bool) -> str:
+    if _kept_as_given(value, keep_uris) or Path(value).is_absolute():
         return value
-    return str(cwd / value)
+    # Lexical, as the spec asks: symlinks are not resolved ("a/.." is the base itself).
+    return os.path.normpath(base / value)
+
+
+def _list_path_default_problem(element: str, template_dir: Path) -> str | None:
+    """Why a LIST[PATH] default element is refused (template schema 2.2, 2.12), or None."""
+    if element == "" or _URI.match(element):
+        return None
+    if Path(element).is_absolute() or is_foreign_absolute(element):
+        return "is an absolute path"
+    if not Path(os.path.normpath(template_dir / element)).is_relative_to(template_dir):
+        return "walks out of the template directory"
+    return None
+
+
+def _list_path_default(
+    definition: JobParameterDefinition, template_dir: Path, expected: list[ExpectedParameter]
+) -> str:
+    """The default of a LIST[PATH] parameter joined to ``template_dir``, as a value string."""
+    default = getattr(definition, "default", None)
+    elements = [str(element) for element in default] if isinstance(default, list) else []
+    for index, element in enumerate(elements):
+        reason = _list_path_default_problem(element, template_dir)
+        if reason is not None:
+            raise ParameterError(
+                f"The default of LIST[PATH] parameter {definition.name}: item {index} "
+                f"({element!r}) {reason}; default paths must be relative paths inside the "
+                f"template directory {template_dir}.",
+                expected,
+            )
+    return json.dumps([_absolute(element, template_dir, True) for element in elements])
+
+
+def _list_path_defaults(
+    definitions: Sequence[JobParameterDefinition],
+    inputs: Mapping[str, str],
+    template_dir: Path,
+    expected: list[ExpectedParameter],
+) -> dict[str, str]:
+    # Given to openjd-model as values, so it checks item.allowedValues after the join.
+    return {
+        d.name: _list_path_default(d, template_dir, expected)
+        for d in definitions
+        if d.type.value == "LIST[PATH]"
+        and getattr(d, "default", None) is not None
+        and d.name not in inputs
+    }
 
 
 def resolve_job_parameters(
@@ -246,10 +332,15 @@ def resolve_job_parameters(
     expected = expected_parameters(definitions)
     inputs = input_strings(definitions, parameters, bundle)
     _check_missing(inputs, definitions, expected)
+    template_dir = Path(os.path.normpath(template_dir))
+    keep_uris = "EXPR" in (job_template.extensions or ())  # as openjd-model decides (RFC 0006)
+    prepared = absolute_path_inputs(inputs, definitions, Path.cwd(), keep_uris=keep_uris)
+    prepared.update(_list_path_defaults(definitions, inputs, template_dir, expected))
     paths = {d.name for d in definitions if d.type.value == "PATH"}
     foreign = {n: v for n, v in inputs.items() if n in paths and is_foreign_absolute(v)}
-    values = _preprocess(job_template, inputs, template_dir, environments, expected)
+    values = _preprocess(job_template, prepared, template_dir, environments, expected)
     for name, raw in foreign.items():
+        # openjd-model would join it to the cwd, hiding it from path mapping.
         values[name] = ParameterValue(type=values[name].type, value=raw)
     return values, {name: value_string(value) for name, value in values.items()}
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openjd.model import SymbolTable
+from openjd.model import ParameterValueType, SymbolTable
 from openjd.model.v2023_09 import EndOfLine
 
-__all__ = ["EmbeddedFile", "allocate_files", "write_files"]
+__all__ = ["EmbeddedFile", "allocate_files", "bind_symbols", "write_files"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,14 @@ def allocate_files(
 
 
 def bind_symbols(files: Sequence[EmbeddedFile], symtab: SymbolTable) -> None:
+    """Bind ``Task.File.<name>``/``Env.File.<name>`` to each file's path.
+
+    EXPR types them ``path`` (spec 1.2.2), so ``.name``/``.stem``/``.parent`` work; templates
+    without EXPR ignore the type and read the plain string.
+    """
     for file in files:
         symtab[file.symbol] = str(file.path)
+        symtab.expr_types[file.symbol] = ParameterValueType.PATH.value
 
 
 def _with_line_endings(text: str, end_of_line: Any) -> str:

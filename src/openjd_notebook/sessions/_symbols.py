@@ -12,8 +12,6 @@ from ._path_mapping import PathMappingRule, to_host_path_separators
 
 __all__ = ["build_symbol_table", "expr_host_rules", "resolved_base_entries"]
 
-_PATH_TYPES = (ParameterValueType.PATH, ParameterValueType.LIST_PATH)
-
 
 def _map_path(path: str, rules: Sequence[PathMappingRule]) -> str:
     for rule in rules:
@@ -32,6 +30,23 @@ def _processed(value: ParameterValue, rules: Sequence[PathMappingRule]) -> Any:
     return value.value
 
 
+def _expr_types(value_type: ParameterValueType) -> tuple[str, str | None]:
+    """The EXPR types of a parameter's ``Param`` and ``RawParam`` symbols (spec 1.2.2).
+
+    A CHUNK[INT] chunk is a ``range_expr``, so ``len()``, ``list()``, iteration and indexing
+    see its frames (openjd-sessions leaves it a string, where they see characters). The engine
+    prints a ``range_expr`` in canonical form (``4-5`` as ``4,5``), so the raw symbol stays
+    the chunk's text as produced, like a raw PATH stays the path as submitted.
+    """
+    if value_type == ParameterValueType.CHUNK_INT:
+        return ParameterValueType.RANGE_EXPR.value, None
+    if value_type == ParameterValueType.PATH:
+        return value_type.value, None
+    if value_type == ParameterValueType.LIST_PATH:
+        return value_type.value, ParameterValueType.LIST_STRING.value
+    return value_type.value, value_type.value
+
+
 def _add_parameters(
     symtab: SymbolTable,
     prefix: str,
@@ -43,14 +58,11 @@ def _add_parameters(
         key, raw_key = f"{prefix}.{name}", f"{raw_prefix}.{name}"
         symtab[raw_key] = value.value
         symtab[key] = _processed(value, rules)
-        # EXPR evaluates typed values; CHUNK[INT] range strings stay strings.
-        if value.type == ParameterValueType.CHUNK_INT:
-            continue
-        symtab.expr_types[key] = value.type.value
-        if value.type == ParameterValueType.LIST_PATH:
-            symtab.expr_types[raw_key] = ParameterValueType.LIST_STRING.value
-        elif value.type not in _PATH_TYPES:
-            symtab.expr_types[raw_key] = value.type.value
+        # Only EXPR reads these types; other templates interpolate the stored strings.
+        expr_type, raw_expr_type = _expr_types(value.type)
+        symtab.expr_types[key] = expr_type
+        if raw_expr_type is not None:
+            symtab.expr_types[raw_key] = raw_expr_type
 
 
 def build_symbol_table(
