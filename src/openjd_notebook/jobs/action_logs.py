@@ -8,8 +8,12 @@ appends each line to its action's file before forwarding it to the run's event b
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
 import threading
+from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
 from typing import IO
@@ -24,10 +28,22 @@ from .events import (
     TaskStarted,
 )
 
-__all__ = ["ActionLogWriter", "environment_log_name", "safe_name", "task_log_name"]
+__all__ = [
+    "ActionLogWriter",
+    "LogWriteFailed",
+    "environment_log_name",
+    "safe_name",
+    "task_log_name",
+]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_NAME = 60
+_ROOM_FOR_THE_RECORD = 256 * 1024
+"""On a full disk, how much of the failing log's tail is given up so that the run's final
+record (run.json, the tables) can still be written."""
+
+LogWriteFailed = Callable[[str, str], None]
+"""Told once per log that could not be written: (record-relative log name, reason)."""
 
 
 def safe_name(name: str) -> str:
@@ -66,27 +82,76 @@ def log_name(source: ActionSource) -> str | None:
 
 
 class _WorkerLog:
-    """One worker's open log. A worker runs one action at a time, so it has one at a time."""
+    """One worker's open log. A worker runs one action at a time, so it has one at a time.
 
-    def __init__(self, run_dir: Path) -> None:
+    A log that cannot be written (a full disk, a read-only folder) is given up, not retried:
+    its later lines still reach the events, and ``on_failure`` hears of it once, so the run
+    can fail that action with the reason instead of its output pump dying.
+    """
+
+    def __init__(self, run_dir: Path, on_failure: LogWriteFailed) -> None:
         self._run_dir = run_dir
+        self._on_failure = on_failure
         self._lock = threading.Lock()
         self._source: ActionSource | None = None
         self._source_log: str | None = None
         self._name: str | None = None
         self._file: IO[str] | None = None
+        self._failed: set[str] = set()
 
     def write(self, source: ActionSource, text: str) -> None:
+        failure = None
         with self._lock:
             # Lines come in runs from one source object: check identity first.
             if source is not self._source and source != self._source:
                 self._source, self._source_log = source, log_name(source)
-            if self._source_log is not None:
-                self._open(self._source_log).write(text + "\n")
+            name = self._source_log
+            if name is not None and name not in self._failed:
+                try:
+                    self._open(name).write(text + "\n")
+                except OSError as exc:
+                    failure = self._give_up_locked(name, exc)
+        if failure is not None:
+            self._on_failure(*failure)
 
     def touch(self, name: str) -> None:
+        failure = None
         with self._lock:
-            self._open(name).flush()
+            if name in self._failed:
+                return
+            try:
+                self._open(name).flush()
+            except OSError as exc:
+                failure = self._give_up_locked(name, exc)
+        if failure is not None:
+            self._on_failure(*failure)
+
+    def _give_up_locked(self, name: str, exc: OSError) -> tuple[str, str]:
+        self._failed.add(name)
+        if self._file is not None and self._name == name:
+            file, self._file, self._name = self._file, None, None
+            # Closing flushes what is buffered, which fails the same way.
+            with contextlib.suppress(OSError):
+                file.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.ENOSPC:
+            self._make_room(name)
+        return name, f"{reason} while writing the log"
+
+    def _make_room(self, name: str) -> None:
+        """Give up the failing log's tail, so the run's final record still fits."""
+        path = self._run_dir / name
+        try:
+            size = path.stat().st_size
+            kept = max(0, size - _ROOM_FOR_THE_RECORD)
+            os.truncate(path, kept)
+            with path.open("a", encoding="utf-8") as file:
+                file.write(
+                    f"\n[openjd-notebook: no space left on device; this log stops here and its "
+                    f"last {size - kept} bytes were given up to keep the run record]\n"
+                )
+        except OSError:
+            return  # nothing more can be done for this log
 
     def close(self, name: str | None = None) -> None:
         """Close the open log (only if it is ``name``, when given)."""
@@ -115,9 +180,15 @@ class ActionLogWriter:
     or ``close``.
     """
 
-    def __init__(self, run_dir: Path, events: EventSink) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        events: EventSink,
+        on_failure: LogWriteFailed | None = None,
+    ) -> None:
         self._run_dir = run_dir
         self._events = events
+        self._on_failure: LogWriteFailed = on_failure or (lambda _name, _reason: None)
         self._lock = threading.Lock()
         self._workers: dict[str, _WorkerLog] = {}
 
@@ -149,5 +220,5 @@ class ActionLogWriter:
         log = self._workers.get(worker)
         if log is None:
             with self._lock:
-                log = self._workers.setdefault(worker, _WorkerLog(self._run_dir))
+                log = self._workers.setdefault(worker, _WorkerLog(self._run_dir, self._on_failure))
         return log

@@ -346,7 +346,8 @@ class Node:
         """
         with self._lock:
             self._canceled = True
-            if grace_s is not None:
+            # A forced cancel kills what runs now; the exits after it still get the grace.
+            if grace_s is not None and not force:
                 previous = self._cleanup_grace_s
                 self._cleanup_grace_s = grace_s if previous is None else min(previous, grace_s)
             session = self._session

@@ -4,12 +4,15 @@ Layout of a record directory::
 
     <root>/<UTC start YYYYmmddTHHMMSSZ>-<job name>-<8 hex>/
         run.json            template, parameters, options, versions, host, timings, outcomes
+        tasks.jsonl         one task row per line, appended as each task ends (crash-safe)
         tasks.csv           JobResult.tasks, for spreadsheets and grep
         environments.csv    JobResult.environments
         logs/<step>/task-0007.log
         logs/environments/<worker>.<scope>.<step or "job">.<name>.log
 
 run.json is the source of truth: :func:`load_run` rebuilds typed values from it, never from CSV.
+Until the run ends (or when its process was killed) run.json says "running" and the task rows
+come from tasks.jsonl, which survives the death of the process that writes it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
 DEFAULT_RUNS_ROOT = Path("openjd-runs")
 RECORD_FORMAT = "openjd-notebook-run/1"
 RUN_FILE = "run.json"
+TASK_ROWS_FILE = "tasks.jsonl"
 RUNS_COLUMNS: tuple[str, ...] = (
     "run_id",
     "job_name",
@@ -79,9 +83,10 @@ class RunRecordError(JobsError, ValueError):
 
 @dataclass(frozen=True)
 class RunRecorder:
-    """Writes one run's record directory: run.json at start and end, logs in between.
+    """Writes one run's record directory: run.json at start and end, a task row as each task
+    ends, logs in between.
 
-    Log path methods are safe to call from several worker threads: they only create directories.
+    Log path methods and ``append_task`` are safe to call from several threads.
     """
 
     run_dir: Path
@@ -103,6 +108,7 @@ class RunRecorder:
         options: Mapping[str, Any],
         started: datetime,
         run_id: str | None = None,
+        parameter_columns: ParameterColumns | None = None,
     ) -> RunRecorder:
         """Make a new, unique record directory under ``root`` and write run.json as running.
 
@@ -121,6 +127,8 @@ class RunRecorder:
             "options": dict(options),
             "versions": _package_versions(),
             "host": _host(),
+            # Known at start, so the task rows of a run that never finishes load typed.
+            "parameter_columns": _parameter_columns_json(parameter_columns or {}),
         }
         recorder = cls(run_dir, run_id, job_name, started, header)
         recorder._write_run_json(state=_RUNNING, ended=None)
@@ -140,6 +148,16 @@ class RunRecorder:
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         return path, relative
+
+    def append_task(self, outcome: TaskOutcome) -> None:
+        """Append one finished task's row to tasks.jsonl, where a killed run still has it.
+
+        One ``write`` of one line in append mode, so rows from several threads never
+        interleave; flushed to the OS, which keeps it when this process dies.
+        """
+        line = json.dumps(_outcome_json(outcome), default=str, ensure_ascii=False) + "\n"
+        with open(self.run_dir / TASK_ROWS_FILE, "a", encoding="utf-8") as rows:
+            rows.write(line)
 
     def finish(
         self,
@@ -164,9 +182,27 @@ class RunRecorder:
             run_id=self.run_id,
             error=error,
         )
-        result.tasks.to_csv(self.run_dir / "tasks.csv", index=False)
-        result.environments.to_csv(self.run_dir / "environments.csv", index=False)
-        self._write_run_json(state=state, ended=ended, result=result)
+        try:
+            self._write_run_json(state=state, ended=ended, result=result)
+            result.tasks.to_csv(self.run_dir / "tasks.csv", index=False)
+            result.environments.to_csv(self.run_dir / "environments.csv", index=False)
+            # run.json now holds every row: the journal has done its job.
+            (self.run_dir / TASK_ROWS_FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            # The run itself ended; say what could not be kept rather than lose the result.
+            note = f"the run record could not be written completely ({exc})"
+            return JobResult(
+                job_name=self.job_name,
+                state=state,
+                started=self.started,
+                ended=ended,
+                tasks=tasks,
+                environments=environments,
+                parameter_columns=parameter_columns,
+                run_dir=self.run_dir,
+                run_id=self.run_id,
+                error=f"{error}; {note}" if error else note,
+            )
         return result
 
     def _write_run_json(
@@ -235,13 +271,14 @@ def _write_json_atomically(path: Path, body: Mapping[str, Any]) -> None:
 # -- outcomes to and from JSON ----------------------------------------------------------------
 
 
+def _parameter_columns_json(columns: ParameterColumns) -> dict[str, list[list[str]]]:
+    return {step: [list(param) for param in params] for step, params in columns.items()}
+
+
 def _outcomes_json(result: JobResult) -> dict[str, Any]:
     return {
         "error": result.error,
-        "parameter_columns": {
-            step: [list(param) for param in params]
-            for step, params in result.parameter_columns.items()
-        },
+        "parameter_columns": _parameter_columns_json(result.parameter_columns),
         "tasks": [_outcome_json(t) for t in result.task_outcomes],
         "environments": [_outcome_json(e) for e in result.environment_outcomes],
     }
@@ -332,18 +369,36 @@ def _result_from_json(body: Mapping[str, Any], run_dir: Path) -> JobResult:
     columns = _parameter_columns_from_json(body.get("parameter_columns") or {})
     types = {name: kind for params in columns.values() for name, kind in params}
     finished = state != _RUNNING
+    task_rows = body.get("tasks") if finished else _appended_task_rows(run_dir)
     return JobResult(
         job_name=str(body["job_name"]),
         state=cast(RunState, state if finished else "failed"),
         started=datetime.fromisoformat(body["started"]),
         ended=_optional_time(body.get("ended")),
-        tasks=[_task_from_json(t, types) for t in body.get("tasks") or []],
+        tasks=[_task_from_json(t, types) for t in task_rows or []],
         environments=[_environment_from_json(e) for e in body.get("environments") or []],
         parameter_columns=columns,
         run_dir=run_dir,
         run_id=str(body.get("run_id", "")),
         error=body.get("error") if finished else INCOMPLETE_ERROR,
     )
+
+
+def _appended_task_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows in tasks.jsonl; a last line cut short by the writer's death is skipped."""
+    try:
+        text = (run_dir / TASK_ROWS_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _parameter_columns_from_json(body: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
@@ -396,7 +451,8 @@ def _run_row(run_dir: Path) -> dict[str, Any] | None:
         datetime.fromisoformat(body["started"])
     except (RunRecordError, KeyError, TypeError, ValueError):
         return None  # not a record (or a broken one): listing must not fail because of it
-    states = [t.get("state") for t in body.get("tasks") or [] if isinstance(t, dict)]
+    rows = body.get("tasks") if body.get("state") != _RUNNING else _appended_task_rows(run_dir)
+    states = [t.get("state") for t in rows or [] if isinstance(t, dict)]
     return {
         "run_id": body.get("run_id"),
         "job_name": body.get("job_name"),

@@ -9,11 +9,12 @@ is recorded. ``run_job`` is ``start_job(...).wait()``.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from .records import RunRecorder
 from .results import JobResult
 from .selection import StepPlan, TaskItem, TasksSpec, plan_steps, typed_parameters
 from .template import Template
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = ["JobRun", "JobRunState", "run_job", "start_job"]
 
@@ -115,6 +118,9 @@ class JobRun:
         self._state = JobRunState.RUNNING
         self._cancel_requested: bool | None = None  # None, or the force flag of the request
         self._execution: ExecutorRun | None = None
+        self._recorder: RunRecorder | None = None
+        # Logs that could not be written (a full disk): the action they belong to fails.
+        self._log_failures: dict[str, str] = {}
         self._result: JobResult | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"openjd-run-{self.run_id}")
@@ -210,7 +216,9 @@ class JobRun:
             options=options.for_record(),
             started=started,
             run_id=self.run_id,
+            parameter_columns=_parameter_columns(plans),
         )
+        self._recorder = recorder
         self._events.publish(
             RunStarted(
                 self.run_id,
@@ -233,7 +241,7 @@ class JobRun:
             session_root=options.session_root,
             keep_workdir=options.keep_workdir,
         )
-        logs = ActionLogWriter(recorder.run_dir, self._events)
+        logs = ActionLogWriter(recorder.run_dir, self._events, on_failure=self._log_write_failed)
         self._sink = logs
         error: str | None = None
         try:
@@ -243,6 +251,7 @@ class JobRun:
             error = _describe_error(failure)
         finally:
             logs.close()
+        environment_outcomes = [self._checked_environment(e) for e in environment_outcomes]
         return recorder.finish(
             state="failed" if error else self._final_state(tasks, environment_outcomes),
             ended=_now(),
@@ -304,10 +313,45 @@ class JobRun:
     # ---- used by the scheduler -----------------------------------------------------------
 
     def stopping(self) -> bool:
-        return self._cancel_requested is not None
+        return self._cancel_requested is not None or bool(self._log_failures)
 
     def publish_outcome(self, outcome: TaskOutcome) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            try:
+                recorder.append_task(outcome)
+            except OSError as exc:
+                _LOG.warning("openjd-notebook: could not append a task row to the record: %s", exc)
         self._sink.publish(TaskEnded(outcome))
+
+    def checked_outcome(self, outcome: TaskOutcome) -> TaskOutcome:
+        """``outcome``, failed with the reason when its log could not be written."""
+        reason = self._log_failures.get(outcome.log_path or "")
+        if reason is None or outcome.state in ("failed", "timeout"):
+            return outcome
+        return replace(outcome, state="failed", fail_message=reason)
+
+    def _checked_environment(self, outcome: EnvironmentOutcome) -> EnvironmentOutcome:
+        failed = outcome.log_path in self._log_failures and outcome.state == "success"
+        return replace(outcome, state="failed") if failed else outcome
+
+    def _log_write_failed(self, log_name: str, reason: str) -> None:
+        """A log could not be written: fail its action and stop the run like any failure.
+
+        Called on whichever thread wrote the line, possibly holding a node's lock: the
+        cancel goes out from a thread of its own.
+        """
+        with self._lock:
+            self._log_failures[log_name] = reason
+            execution = self._execution
+        _LOG.error("openjd-notebook: %s: %s", log_name, reason)
+        if execution is not None:
+            threading.Thread(
+                target=self.stop_after_failure,
+                args=(execution,),
+                name=f"openjd-run-{self.run_id}-log-failure",
+                daemon=True,
+            ).start()
 
     def stop_after_failure(self, execution: ExecutorRun) -> None:
         # The first failure stops new work and cancels the rest gracefully.
@@ -383,6 +427,7 @@ class _Scheduler:
         return ready
 
     def _record(self, outcome: TaskOutcome) -> None:
+        outcome = self._run.checked_outcome(outcome)
         key = (outcome.step, outcome.task)
         item = self._in_flight.pop(key, None)
         self._outcomes[key] = outcome
