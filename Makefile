@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The OpenJD conformance suite (run.py and 2023-09/); the environment variable overrides it.
+OPENJD_CONFORMANCE_DIR ?= ../shared/openjd-conformance
 
-.PHONY: demo demo-seed lab test bench clean
+.PHONY: demo demo-seed lab test conformance bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# Every conformance job test through the suite's own runner; `make conformance ARGS='*let*'`
+# runs those matching, ARGS='--verbose' shows the output of the failures.
+conformance: $(STAMP)
+	$(BIN)/python $(OPENJD_CONFORMANCE_DIR)/run.py --cli "$(CURDIR)/$(BIN)/openjd-notebook run" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sessions_vs_reference.py

@@ -271,8 +271,9 @@ class HumanReporter(Reporter):
         if self._verbose:
             lines = list(event.lines)
         else:
+            # A failing action's exit line stays: it names the code, right before the failure.
             lines, self._in_output[event.worker] = action_output(
-                event.lines, self._in_output.get(event.worker, False)
+                event.lines, self._in_output.get(event.worker, False), failed_exits=True
             )
         if self._prefix_worker:
             return [f"[{event.worker}] {line}" for line in lines]

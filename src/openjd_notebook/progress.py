@@ -52,7 +52,7 @@ __all__ = [
 
 _BAR_WIDTH = 24
 _OUTPUT_START = "Output:"
-_OUTPUT_END = re.compile(r"^Process pid \d+ exited with code: ")
+_OUTPUT_END = re.compile(r"^Process pid \d+ exited with code: (?P<code>-?\d+)")
 _PROBLEM_STATES = ("failed", "timeout", "canceled")
 _FAILURE_STATES = ("failed", "timeout")
 _FINAL_STATES = ("success", "failed", "canceled")
@@ -414,19 +414,27 @@ def format_running_task(task: RunningTask) -> str:
     return text + (": " + " ".join(reported) if reported else "")
 
 
-def action_output(lines: Iterable[str], in_output: bool) -> tuple[list[str], bool]:
+def action_output(
+    lines: Iterable[str], in_output: bool, *, failed_exits: bool = False
+) -> tuple[list[str], bool]:
     """The lines an action's process printed, without the session's banners around them.
 
     A session logs ``Output:`` before the process's lines and ``Process pid N exited with
     code: ...`` after them; ``in_output`` says whether the previous batch ended inside that
-    window. Returns the lines to show and whether the window is still open.
+    window. With ``failed_exits`` that closing line is kept when the code is not 0, so a
+    reader sees which process failed and how (as every OpenJD runner prints it). Returns the
+    lines to show and whether the window is still open.
     """
     shown: list[str] = []
     for line in lines:
         if not in_output:
             in_output = line == _OUTPUT_START
-        elif _OUTPUT_END.match(line):
-            in_output = False
-        else:
+            continue
+        end = _OUTPUT_END.match(line)
+        if end is None:
+            shown.append(line)
+            continue
+        in_output = False
+        if failed_exits and int(end.group("code")) != 0:
             shown.append(line)
     return shown, in_output
