@@ -11,6 +11,7 @@ def test_root_surface_is_pinned() -> None:
             "DaskExecutor",
             "JobResult",
             "JobRun",
+            "ParameterError",
             "Template",
             "TemplateError",
             "__version__",
@@ -26,3 +27,8 @@ def test_root_surface_is_pinned() -> None:
 
 def test_template_error_is_a_value_error() -> None:
     assert issubclass(openjd_notebook.TemplateError, ValueError)
+
+
+def test_parameter_error_is_a_value_error() -> None:
+    """What run_job/start_job raise for values that do not fit the template."""
+    assert issubclass(openjd_notebook.ParameterError, ValueError)

@@ -5,13 +5,24 @@ The session engine is :mod:`openjd_notebook.sessions`; whole-job runs are re-exp
 
 from typing import Any
 
-from .jobs import JobResult, JobRun, Template, TemplateError, load_run, run_job, runs, start_job
+from .jobs import (
+    JobResult,
+    JobRun,
+    ParameterError,
+    Template,
+    TemplateError,
+    load_run,
+    run_job,
+    runs,
+    start_job,
+)
 from .sessions._version import version as __version__
 
 __all__ = [
     "DaskExecutor",
     "JobResult",
     "JobRun",
+    "ParameterError",
     "Template",
     "TemplateError",
     "__version__",

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from helpers import PYTHON
-from openjd_notebook import JobResult, Template, load_run, run_job, start_job
+from openjd_notebook import ParameterError, Template, load_run, run_job, start_job
 from openjd_notebook.jobs import (
     EnvironmentEntered,
     EnvironmentExited,
@@ -249,8 +249,8 @@ def test_task_selection(roots: dict[str, Path]) -> None:
     assert list(explicit["Frame"]) == [5, 7]  # the table follows the parameter space
     assert list(explicit["task"]) == [4, 6]
     assert list(run_job(job, max_tasks=2, **roots).tasks["Frame"]) == [1, 2]
-    bad = run_job(job, tasks="Shot=1", **roots)
-    assert bad.state == "failed" and "no task parameter 'Shot'" in (bad.error or "")
+    with pytest.raises(SelectionError, match="no task parameter 'Shot'"):
+        run_job(job, tasks="Shot=1", **roots)
 
 
 def test_step_selection_with_and_without_dependencies(roots: dict[str, Path]) -> None:
@@ -263,12 +263,7 @@ def test_step_selection_with_and_without_dependencies(roots: dict[str, Path]) ->
     assert list(run_job(job, step="B", **roots).tasks["step"]) == ["A", "A", "B"]
     assert list(run_job(job, step="B", run_dependencies=False, **roots).tasks["step"]) == ["B"]
     with pytest.raises(SelectionError, match="no step named 'C'"):
-        raise_setup_error(run_job(job, step="C", **roots))
-
-
-def raise_setup_error(result: JobResult) -> None:
-    assert result.state == "failed"
-    raise SelectionError(result.error or "")
+        run_job(job, step="C", **roots)
 
 
 def test_parameters_and_missing_parameter_error(roots: dict[str, Path]) -> None:
@@ -281,8 +276,14 @@ def test_parameters_and_missing_parameter_error(roots: dict[str, Path]) -> None:
     )
     result = run_job(job, {"Who": "world", "Count": 5}, **roots)
     assert "world 5" in result.log("Render", 0)
-    missing = run_job(job, **roots)
-    assert missing.state == "failed" and "Who" in (missing.error or "")
+    # Bad values raise at the call, before any thread or record exists, listing what the
+    # template expects.
+    for bad in ({}, {"Who": "w", "Count": "many"}, {"Who": "w", "Colour": "red"}):
+        with pytest.raises(ParameterError) as raised:
+            start_job(job, bad, **roots)
+        assert "Who (STRING, required)" in str(raised.value)
+        assert "Count (INT, default '2')" in str(raised.value)
+    assert len(list(roots["runs_root"].iterdir())) == 1  # only the good run left a record
 
 
 def test_adaptive_chunking_grows_chunks(roots: dict[str, Path]) -> None:

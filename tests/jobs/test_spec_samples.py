@@ -39,6 +39,7 @@ from openjd_notebook.jobs import (
     TemplateError,
     run_job,
 )
+from openjd_notebook.jobs.selection import SelectionError
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the templates run /bin/sh and echo")
 
@@ -754,9 +755,6 @@ def test_max_tasks_limits_only_the_selected_step_not_its_dependencies(
     assert printed(result, "Encode") == [f"frame {n}" for n in range(1, 7)] + ["encoded"]
 
 
-def test_tasks_filter_matching_no_task_fails_the_run(tmp_path: Path, frames: Path) -> None:
-    result = run_render_encode(tmp_path, frames, step="Render", tasks="Frame=9")
-
-    assert result.state == "failed"
-    assert result.error is not None
-    assert "Frame" in result.error
+def test_tasks_filter_matching_no_task_is_refused(tmp_path: Path, frames: Path) -> None:
+    with pytest.raises(SelectionError, match="tasks='Frame=9' selects no task of step 'Render'"):
+        run_render_encode(tmp_path, frames, step="Render", tasks="Frame=9")

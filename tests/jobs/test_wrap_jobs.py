@@ -105,9 +105,9 @@ def test_two_wrapping_environments_are_refused_before_anything_runs(
     environments = [wrap_env_template("A"), wrap_env_template("B")]
     with pytest.raises(TemplateError, match=r"Step 'Render' would run inside 2 environments"):
         job_template().instantiate(environments=environments)
-    result = run_job(job_template(), environments=environments, **roots)
-    assert result.state == "failed" and result.tasks.empty
-    assert "one wrap layer per session" in str(result.error)
+    with pytest.raises(TemplateError, match="one wrap layer per session"):
+        run_job(job_template(), environments=environments, **roots)
+    assert not roots["runs_root"].exists()  # refused before anything ran or was recorded
 
 
 def test_a_failing_wrapped_task_fails_with_its_exit_code(roots: dict[str, Path]) -> None:

@@ -311,8 +311,12 @@ def test_a_run_that_fails_before_starting_still_ends_with_a_summary(
     shown: DisplaySpy, roots: dict[str, Any], tmp_path: Path
 ) -> None:
     view = Dashboard("Test Job", FAST)
-    missing = tmp_path / "missing.yaml"
-    result = run_with(view, template(frames(1, "print(1)")), environments=[missing], **roots)
+    # Bad input raises at start_job; what can still fail is the record (here: the runs
+    # root is a file, so no record directory can be made in it).
+    blocked = tmp_path / "runs-is-a-file"
+    blocked.write_text("")
+    options = {**roots, "runs_root": blocked}
+    result = run_with(view, template(frames(1, "print(1)")), **options)
     assert result.state == "failed" and view.widgets.bars == []
     assert "failed" in view.widgets.header.value
     assert "failed" in shown.updates[0][0]["text/plain"]

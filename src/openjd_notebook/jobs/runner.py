@@ -21,6 +21,7 @@ from typing import Any
 
 from openjd.model.v2023_09 import EnvironmentTemplate
 
+from ..sessions import PathMappingRule
 from .action_logs import ActionLogWriter
 from .errors import JobsError, RunError
 from .events import EventBus, EventSink, RunEnded, RunStarted, Subscriber, TaskEnded
@@ -32,7 +33,7 @@ from .path_mapping import PathMappingInput, load_path_mapping_rules
 from .records import RunRecorder
 from .results import JobResult
 from .selection import StepPlan, TaskItem, TasksSpec, plan_steps, typed_parameters
-from .template import Template
+from .template import JobInstance, Template
 
 _LOG = logging.getLogger(__name__)
 
@@ -84,6 +85,35 @@ class RunOptions:
         }
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """What a run needs that can be wrong: checked when it is asked for, not later."""
+
+    environments: list[Template]
+    instance: JobInstance
+    plans: list[StepPlan]
+    rules: tuple[PathMappingRule, ...]
+
+
+def _prepare(template: Template, options: RunOptions) -> _Prepared:
+    """Instantiate the job, select its tasks and read the path mapping rules.
+
+    Raises ``ParameterError``, ``TemplateError``, ``SelectionError`` or ``PathMappingError``
+    at the call, before any thread starts, so a mistake is an exception where it was made.
+    """
+    environments = [_as_template(e, "an environment") for e in options.environments]
+    instance = template.instantiate(options.parameters, environments=environments)
+    plans = plan_steps(
+        instance.job,
+        step=options.step,
+        tasks=options.tasks,
+        max_tasks=options.max_tasks,
+        run_dependencies=options.run_dependencies,
+    )
+    rules = tuple(load_path_mapping_rules(options.path_mapping_rules))
+    return _Prepared(environments, instance, plans, rules)
+
+
 def _as_template(value: TemplateInput, what: str) -> Template:
     if isinstance(value, Template):
         return value
@@ -105,10 +135,12 @@ class JobRun:
         options: RunOptions,
         executor: Executor,
         subscribers: Sequence[Subscriber] = (),
+        prepared: _Prepared | None = None,
     ) -> None:
         self.run_id = uuid.uuid4().hex[:8]
         self.template = template
         self.options = options
+        self._prepared = prepared if prepared is not None else _prepare(template, options)
         self._executor = executor
         self._events = EventBus(self.run_id)
         self._sink: EventSink = self._events
@@ -197,16 +229,8 @@ class JobRun:
 
     def _execute(self, started: datetime) -> JobResult:
         options = self.options
-        environments = [_as_template(e, "an environment") for e in options.environments]
-        instance = self.template.instantiate(options.parameters, environments=environments)
-        plans = plan_steps(
-            instance.job,
-            step=options.step,
-            tasks=options.tasks,
-            max_tasks=options.max_tasks,
-            run_dependencies=options.run_dependencies,
-        )
-        rules = load_path_mapping_rules(options.path_mapping_rules)
+        environments, instance = self._prepared.environments, self._prepared.instance
+        plans, rules = self._prepared.plans, self._prepared.rules
         recorder = RunRecorder.create(
             root=options.runs_root,
             job_name=instance.job.name,
@@ -513,7 +537,11 @@ def start_job(
     runs_root: str | os.PathLike[str] | None = None,
     executor: Executor | None = None,
 ) -> JobRun:
-    """Start running a job in the background and return its ``JobRun`` handle."""
+    """Start running a job in the background and return its ``JobRun`` handle.
+
+    Bad input raises here, before anything starts: ``ParameterError`` (listing what the
+    template expects), ``TemplateError``, ``SelectionError``, ``PathMappingError``.
+    """
     options = RunOptions(
         parameters=dict(parameters or {}),
         step=step,
@@ -530,16 +558,16 @@ def start_job(
         executor=repr(executor) if executor is not None else None,
     )
     subscribers = [on_event] if callable(on_event) else list(on_event or [])
-    return JobRun(
-        _as_template(template, "template"),
-        options,
-        executor or LocalExecutor(workers),
-        subscribers,
-    )
+    job_template = _as_template(template, "template")
+    prepared = _prepare(job_template, options)
+    return JobRun(job_template, options, executor or LocalExecutor(workers), subscribers, prepared)
 
 
 def run_job(
     template: TemplateInput, parameters: Mapping[str, Any] | None = None, **options: Any
 ) -> JobResult:
-    """Run a job to its end and return the ``JobResult`` (``start_job(...).wait()``)."""
+    """Run a job to its end and return the ``JobResult`` (``start_job(...).wait()``).
+
+    Bad input raises before anything runs, as for ``start_job``.
+    """
     return start_job(template, parameters, **options).wait()
