@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import yaml
+from openjd.model.v2023_09 import EnvironmentTemplate, JobTemplate
 
 from .cli_output import HumanReporter, JsonReporter, Reporter
 from .jobs import (
@@ -37,8 +38,10 @@ from .jobs import (
     TemplateError,
     start_job,
 )
+from .jobs.parameters import merged_definitions
 from .jobs.path_mapping import PathMappingError, load_path_mapping_rules
 from .jobs.selection import SelectionError, TasksSpec, plan_steps
+from .jobs.wrap_layers import check_wrap_layers
 from .sessions import PathMappingRule
 
 __all__ = ["UsageError", "build_parser", "main", "parse_job_params", "parse_tasks"]
@@ -308,12 +311,27 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _check_command(args: argparse.Namespace) -> int:
     try:
-        _load_template(args.template)
-    except TemplateError as error:
+        template = _load_template(args.template)
+        environments = [_load_environment(path) for path in args.environment]
+        _check_together(template, environments)
+    except (TemplateError, ParameterError) as error:
         print(error)
         return 1
-    print(f"Template at '{args.template}' passes validation checks.")
+    together = f" with {len(environments)} environment template(s)" if environments else ""
+    print(f"Template at '{args.template}' passes validation checks{together}.")
     return 0
+
+
+def _check_together(template: Template, environments: Sequence[Template]) -> None:
+    """What running the job with these environment templates would refuse before it starts:
+    parameter definitions that clash, and a second wrap layer (RFC 0008)."""
+    if template.kind != "job" or not environments:
+        return
+    models = [env.model for env in environments if isinstance(env.model, EnvironmentTemplate)]
+    job_template = template.model
+    assert isinstance(job_template, JobTemplate)
+    merged_definitions(job_template, models)
+    check_wrap_layers(job_template, models)
 
 
 def _summary_command(args: argparse.Namespace) -> int:
@@ -441,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(commands)
     check = commands.add_parser("check", help="validate a job or environment template")
     check.add_argument("template", help="template file or job bundle directory")
+    check.add_argument(
+        "--environment",
+        "--env",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also check that the job runs with this environment template (repeatable)",
+    )
     check.set_defaults(handler=_check_command)
     summary = commands.add_parser("summary", help="describe the job a template makes")
     _add_template_inputs(summary)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from openjd.model import EnvironmentTemplate, Job
+from openjd.model import EnvironmentTemplate, Job, JobTemplate
 
 from ..sessions._wrap import defines_wrap_hooks
 from .errors import TemplateError
@@ -17,8 +17,12 @@ from .errors import TemplateError
 __all__ = ["check_wrap_layers"]
 
 
-def check_wrap_layers(job: Job, environments: Sequence[EnvironmentTemplate]) -> None:
-    """Raise ``TemplateError`` when some step would run inside two wrapping environments."""
+def check_wrap_layers(job: Job | JobTemplate, environments: Sequence[EnvironmentTemplate]) -> None:
+    """Raise ``TemplateError`` when some step would run inside two wrapping environments.
+
+    Takes the job, or its template (``openjd-notebook check``): both name the same
+    environments and steps.
+    """
     external = [env.environment.name for env in environments if defines_wrap_hooks(env.environment)]
     if not external:
         return

@@ -1,0 +1,71 @@
+"""`openjd-notebook check` agrees with what runs: a job checked together with its environment
+templates is refused exactly when running it would be refused before anything starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from openjd_notebook.cli import main
+
+SUITE = Path(
+    os.environ.get("OPENJD_CONFORMANCE_DIR")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "openjd-conformance"
+)
+WRAP_CASES = sorted((SUITE / "2023-09" / "WRAP_ACTIONS" / "jobs").glob("*.test.yaml"))
+
+
+def _write(document: Any, path: Path) -> str:
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.skipif(not WRAP_CASES, reason=f"no conformance suite at {SUITE}")
+@pytest.mark.parametrize(
+    "case", WRAP_CASES, ids=[p.name.removesuffix(".test.yaml") for p in WRAP_CASES]
+)
+def test_check_refuses_exactly_the_wrap_jobs_that_cannot_start(
+    case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    test = yaml.safe_load(case.read_text(encoding="utf-8"))
+    arguments = ["check", _write(test["template"], tmp_path / "template.yaml")]
+    for index, environment in enumerate(test.get("environments", [])):
+        arguments += ["--environment", _write(environment, tmp_path / f"env{index}.yaml")]
+    code = main(arguments)
+    output = capsys.readouterr().out
+    # Every invalid wrap case of the suite is refused before the run starts (the runtime
+    # cancelation checks that RFC 0008 leaves to the run are in the valid cases' templates).
+    expected = 1 if ".invalid." in case.name else 0
+    assert code == expected, output
+    if expected:
+        assert "passes validation" not in output
+
+
+def test_check_names_both_wrap_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hooks = {
+        name: {"command": "echo"} for name in ("onWrapEnvEnter", "onWrapTaskRun", "onWrapEnvExit")
+    }
+
+    def environment(name: str) -> str:
+        document = {
+            "specificationVersion": "environment-2023-09",
+            "extensions": ["EXPR", "WRAP_ACTIONS"],
+            "environment": {"name": name, "script": {"actions": hooks}},
+        }
+        return _write(document, tmp_path / f"{name}.yaml")
+
+    job = {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": "J",
+        "steps": [{"name": "Render", "script": {"actions": {"onRun": {"command": "echo"}}}}],
+    }
+    job_file = _write(job, tmp_path / "job.yaml")
+    assert main(["check", job_file, "--environment", environment("Docker")]) == 0
+    assert "with 1 environment template(s)" in capsys.readouterr().out
+    code = main(["check", job_file, "--env", environment("Docker"), "--env", environment("Podman")])
+    assert code == 1
+    assert "('Docker', 'Podman'); RFC 0008 allows one wrap layer" in capsys.readouterr().out
