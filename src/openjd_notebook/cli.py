@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import queue
 import re
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import yaml
@@ -38,6 +35,7 @@ from .jobs import (
     TemplateError,
     start_job,
 )
+from .jobs.interrupts import interrupts_as_requests
 from .jobs.parameters import merged_definitions
 from .jobs.path_mapping import PathMappingError, load_path_mapping_rules
 from .jobs.selection import SelectionError, TasksSpec, plan_steps
@@ -204,33 +202,6 @@ def _read_run_inputs(args: argparse.Namespace) -> RunInputs:
 # ---- Ctrl-C ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _interrupts_as_requests(requests: queue.SimpleQueue[object]) -> Iterator[None]:
-    """While inside, SIGINT/SIGTERM queue a cancel request (False, then True = force).
-
-    The handler only queues (SimpleQueue.put is safe in a signal handler); the main loop acts
-    on it, so a second signal can never re-enter a cancel in progress. The previous handlers
-    are restored on the way out. Off the main thread signals cannot be handled: no-op.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    presses = itertools.count()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        requests.put(next(presses) > 0)
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for sig in previous:
-            signal.signal(sig, handler)
-        yield
-    finally:
-        for sig, old in previous.items():
-            # None means a handler not set from Python; the default is the closest we can do.
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
-
-
 def _wait(run: JobRun, requests: queue.SimpleQueue[object], notice: Callable[[str], None]) -> None:
     """Block until the run ends, turning queued interrupts into cancel requests."""
     while not run.done():
@@ -300,7 +271,7 @@ def _run_command(args: argparse.Namespace) -> int:
     with (
         executor if executor is not None else contextlib.nullcontext(),
         _reporter(args) as reporter,
-        _interrupts_as_requests(requests),
+        interrupts_as_requests(requests.put, (signal.SIGINT, signal.SIGTERM)),
     ):
         run = _start(args, inputs, [reporter, on_end], executor)
         _wait(run, requests, reporter.notice)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +28,7 @@ from .action_logs import ActionLogWriter
 from .errors import JobsError, RunError
 from .events import EventBus, EventSink, RunEnded, RunStarted, Subscriber, TaskEnded
 from .executor import Executor, ExecutorRun
+from .interrupts import interrupts_as_requests
 from .local import LocalExecutor
 from .node import RunContext
 from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
@@ -36,6 +39,8 @@ from .selection import StepPlan, TaskItem, TasksSpec, plan_steps, typed_paramete
 from .template import JobInstance, Template
 
 _LOG = logging.getLogger(__name__)
+_POLL_S = 0.1
+"""How often a waiting caller looks at queued Ctrl-C presses."""
 
 __all__ = ["JobRun", "JobRunState", "run_job", "start_job"]
 
@@ -200,17 +205,22 @@ class JobRun:
         Ctrl-C while waiting cancels gracefully, a second Ctrl-C kills; the run still
         exits its environments, then ``KeyboardInterrupt`` is raised again.
         """
+        requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        deadline = None if timeout is None else time.monotonic() + timeout
         interrupted = False
-        while True:
-            try:
-                if not self._done.wait(timeout):
+        with interrupts_as_requests(requests.put):
+            while not self._done.is_set():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     raise TimeoutError(f"The run did not end within {timeout} seconds.")
-                break
-            except KeyboardInterrupt:
-                self.cancel(force=interrupted)
+                try:
+                    force = requests.get(timeout=_POLL_S if left is None else min(_POLL_S, left))
+                except queue.Empty:
+                    continue
                 interrupted = True
+                self.cancel(force=force)
         if interrupted:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(f"the run of {self.template.name!r} was canceled")
         assert self._result is not None
         return self._result
 
