@@ -7,6 +7,7 @@ one and are skipped, saying why, where that is not allowed.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,3 +149,26 @@ def test_a_full_disk_fails_the_task_with_the_reason_and_the_run_still_ends(
     assert record.tasks.iloc[0]["fail_message"] == first["fail_message"]
     log = result.log("Render", 0)
     assert "no space left on device; this log stops here" in log
+
+
+def test_every_file_and_folder_of_a_record_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Logs hold what actions printed: the record is 0700/0600 even under umask 022."""
+    (tmp_path / "sessions").mkdir()
+    template = Template.from_text(yaml.safe_dump(frames_job(2, "print('secret-ish output')")))
+    previous = os.umask(0o022)
+    try:
+        result = run_job(template, runs_root=tmp_path / "runs", session_root=tmp_path / "sessions")
+    finally:
+        os.umask(previous)
+    assert result.ok
+    modes = {
+        str(path.relative_to(result.run_dir)): path.stat().st_mode & 0o777
+        for path in [result.run_dir, *result.run_dir.rglob("*")]
+    }
+    assert {"run.json", "tasks.csv", "environments.csv", "logs/Render/task-0000.log"} <= set(modes)
+    loose = {
+        name: oct(mode)
+        for name, mode in modes.items()
+        if mode != (0o700 if (result.run_dir / name).is_dir() else 0o600)
+    }
+    assert not loose, loose

@@ -324,3 +324,31 @@ def test_notify_then_terminate_delivers_sigterm_to_the_workload(
     assert status.state == ActionState.CANCELED
     assert (session.working_directory / "term.txt").read_text() == "SIGTERM\n"
     assert user_processes() == []
+
+
+def test_the_script_with_the_variables_is_private_and_gone_once_started(
+    make_session: MakeSession, session_user: PosixSessionUser, records: list[logging.LogRecord]
+) -> None:
+    """The per-action script holds the exports, redacted values included: it is the target
+    user's alone (we run as root) and deletes itself once the shell has it open."""
+    session = make_session(user=session_user, os_env_vars={"OPENJD_TEST_SECRET": "s3cret"})
+    files = session.files_directory
+    code = f'ls -a {files}; echo "secret=$OPENJD_TEST_SECRET"'
+    status = run(session, task_job(shell(code)))
+    assert status.state == ActionState.SUCCESS
+    lines = output(records)
+    assert "secret=s3cret" in lines
+    assert not [line for line in lines if line.startswith("action-")], lines
+    assert not list(files.glob("action-*.sh"))
+
+
+def test_the_script_is_readable_by_the_target_user_only(
+    session_user: PosixSessionUser, tmp_path: Path
+) -> None:
+    from openjd_notebook.sessions import _launch
+
+    script = tmp_path / "action-1.sh"
+    _launch.write_sudo_script(script, ["true"], {"TOKEN": "s3cret"}, "tag", tmp_path, session_user)
+    status = script.stat()
+    assert status.st_uid == pwd.getpwnam(USER).pw_uid
+    assert stat.S_IMODE(status.st_mode) == 0o700

@@ -27,6 +27,7 @@ from .events import (
     TaskEnded,
     TaskStarted,
 )
+from .private_files import make_private_dirs, open_private
 
 __all__ = [
     "ActionLogWriter",
@@ -166,8 +167,8 @@ class _WorkerLog:
         if self._file is not None:
             self._file.close()
         path = self._run_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file, self._name = path.open("a", encoding="utf-8"), name
+        make_private_dirs(path.parent, inside=self._run_dir)
+        self._file, self._name = open_private(path), name
         return self._file
 
 

@@ -10,9 +10,10 @@ Layout of a record directory::
         logs/<step>/task-0007.log
         logs/environments/<worker>.<scope>.<step or "job">.<name>.log
 
-run.json is the source of truth: :func:`load_run` rebuilds typed values from it, never from CSV.
-Until the run ends (or when its process was killed) run.json says "running" and the task rows
-come from tasks.jsonl, which survives the death of the process that writes it.
+Every folder of a record is 0700 and every file 0600, whatever the umask: logs hold what actions
+printed (see ``private_files``). run.json is the source of truth: :func:`load_run` rebuilds typed
+values from it, never from CSV. Until the run ends (or when its process was killed) run.json says
+"running" and the task rows come from tasks.jsonl, which survives the death of its writer.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 from .action_logs import environment_log_name, safe_name, task_log_name
 from .errors import JobsError
 from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
+from .private_files import PRIVATE_DIR_MODE, make_private_dirs, open_private
 from .results import JobResult, ParameterColumns
 
 __all__ = [
@@ -146,7 +148,7 @@ class RunRecorder:
 
     def _log_path(self, relative: str) -> tuple[Path, str]:
         path = self.run_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent, inside=self.run_dir)
         return path, relative
 
     def append_task(self, outcome: TaskOutcome) -> None:
@@ -156,7 +158,7 @@ class RunRecorder:
         interleave; flushed to the OS, which keeps it when this process dies.
         """
         line = json.dumps(_outcome_json(outcome), default=str, ensure_ascii=False) + "\n"
-        with open(self.run_dir / TASK_ROWS_FILE, "a", encoding="utf-8") as rows:
+        with open_private(self.run_dir / TASK_ROWS_FILE) as rows:
             rows.write(line)
 
     def finish(
@@ -184,8 +186,10 @@ class RunRecorder:
         )
         try:
             self._write_run_json(state=state, ended=ended, result=result)
-            result.tasks.to_csv(self.run_dir / "tasks.csv", index=False)
-            result.environments.to_csv(self.run_dir / "environments.csv", index=False)
+            with open_private(self.run_dir / "tasks.csv", "w") as table:
+                result.tasks.to_csv(table, index=False)
+            with open_private(self.run_dir / "environments.csv", "w") as table:
+                result.environments.to_csv(table, index=False)
             # run.json now holds every row: the journal has done its job.
             (self.run_dir / TASK_ROWS_FILE).unlink(missing_ok=True)
         except OSError as exc:
@@ -228,7 +232,8 @@ def _make_run_dir(root: Path, job_name: str, started: datetime, run_id: str) -> 
     candidate = base
     while True:
         try:
-            (root / candidate).mkdir()
+            (root / candidate).mkdir(mode=PRIVATE_DIR_MODE)
+            os.chmod(root / candidate, PRIVATE_DIR_MODE)  # whatever the umask
         except FileExistsError:  # Same second, name and id (a reused id): add a random suffix.
             candidate = f"{base}-{uuid.uuid4().hex[:4]}"
             continue

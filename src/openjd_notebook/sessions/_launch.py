@@ -56,21 +56,35 @@ def write_sudo_script(
     """Write the script that ``sudo -i`` runs (it resets the environment), return names skipped.
 
     The script carries the variables instead of the command line, so values never show up
-    in other users' ``ps`` output.
+    in other users' ``ps`` output. It holds secrets (redacted variables), so it is readable
+    by as few as can be: the target user alone when this process may give it the file
+    (root), else the owner and the sharing group; and it deletes itself as soon as the
+    shell has it open, so it rests on disk only while sudo starts.
     """
     skipped = [name for name in changes if not _VALID_NAME.fullmatch(name)]
-    lines = ["#!/bin/sh"]
+    lines = ["#!/bin/sh", 'rm -f -- "$0"']
     for name, value in {**changes, PROCESS_TAG_VARIABLE: tag}.items():
         if name in skipped:
             continue
         lines.append(f"unset {name}" if value is None else f"export {name}={shlex.quote(value)}")
     lines += [f"cd {shlex.quote(str(cwd))}", f"exec {shlex.join(argv)}", ""]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o750)
+    # Created with no permission for anyone else; widened only as far as the user needs.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
     with os.fdopen(fd, "w", encoding="utf-8") as stream:
         stream.write("\n".join(lines))
-    os.chmod(path, 0o750)
-    shutil.chown(path, group=user.group)
+    _give_to(path, user)
     return skipped
+
+
+def _give_to(script: Path, user: PosixSessionUser) -> None:
+    if os.geteuid() == 0:
+        import pwd
+
+        target = pwd.getpwnam(user.user)
+        os.chown(script, target.pw_uid, target.pw_gid)  # 0o700: the target user only
+        return
+    shutil.chown(script, group=user.group)
+    os.chmod(script, 0o750)  # the target user reads it through the shared group
 
 
 def sudo_argv(user: PosixSessionUser, script: Path) -> list[str]:
