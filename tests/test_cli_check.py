@@ -69,3 +69,24 @@ def test_check_names_both_wrap_layers(tmp_path: Path, capsys: pytest.CaptureFixt
     code = main(["check", job_file, "--env", environment("Docker"), "--env", environment("Podman")])
     assert code == 1
     assert "('Docker', 'Podman'); RFC 0008 allows one wrap layer" in capsys.readouterr().out
+
+
+def test_the_cli_shows_the_runners_own_warnings_on_stderr_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The package logs to a NullHandler (no last-resort stderr text in notebooks); the CLI
+    shows its runner's warnings itself, one line each, and leaves a session's records to
+    the action's log."""
+    import logging
+
+    from openjd_notebook.cli import _runner_warnings_on_stderr
+
+    runner_log = logging.getLogger("openjd_notebook.jobs.local")
+    with _runner_warnings_on_stderr():
+        runner_log.warning("worker-1 could not close its session")
+        runner_log.warning("a session record", extra={"session_id": "s"})
+        runner_log.info("not shown")
+    runner_log.warning("after the command: not shown")
+    assert capsys.readouterr().err.splitlines() == [
+        "openjd-notebook: warning: worker-1 could not close its session"
+    ]

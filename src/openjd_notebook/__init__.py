@@ -3,6 +3,7 @@
 The session engine is :mod:`openjd_notebook.sessions`; whole-job runs are re-exported here.
 """
 
+import logging
 from typing import Any
 
 from .jobs import (
@@ -17,6 +18,11 @@ from .jobs import (
     start_job,
 )
 from .sessions._version import version as __version__
+
+# A library's records go where the application sends them, never to Python's last-resort
+# stderr handler (which put "Process failed to start" as red text into notebooks): the CLI and
+# the notebook views show what matters in their own way.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DaskExecutor",

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import queue
 import re
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -452,6 +453,33 @@ def _error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+class _RunnerWarnings(logging.Handler):
+    """The package's own warnings and errors, one line each on stderr.
+
+    A session's records are left out: they belong to an action, whose log (and the output
+    above) already holds them.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "session_id"):
+            return
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        print(f"{PROG}: {record.levelname.lower()}: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _runner_warnings_on_stderr() -> Iterator[None]:
+    logger = logging.getLogger("openjd_notebook")
+    handler = _RunnerWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script passes it to sys.exit)."""
     parser = build_parser()
@@ -460,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse exits for --help (0) and for syntax errors (2)
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
-        code: int = args.handler(args)
+        with _runner_warnings_on_stderr():
+            code: int = args.handler(args)
     except (UsageError, ParameterError, SelectionError, OSError) as error:
         _error(str(error))
         return 2
