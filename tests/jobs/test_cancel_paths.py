@@ -4,6 +4,7 @@ finish, bounded by the cancel grace; only a forced cancel kills them)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -164,3 +165,49 @@ def test_a_forced_cancel_kills_a_running_exit(roots: dict[str, Path]) -> None:
     result = run.wait(30)
     assert time.monotonic() - started < 10
     assert result.environments.iloc[0]["state"] == "canceled"
+
+
+def test_abandon_ends_the_run_and_leaves_a_final_record_within_its_timeout(
+    roots: dict[str, Path],
+) -> None:
+    """What a kernel shutdown calls: the record is final (canceled, ended, the reason) within
+    the timeout even when an action ignores SIGTERM and an exit would hang."""
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('working', flush=True); time.sleep(600)"
+    )
+    hanging_exit = "import time; time.sleep(600)"
+    job = template(
+        {
+            "jobEnvironments": [
+                {"name": "Scratch", "script": {"actions": {"onExit": py(hanging_exit)}}}
+            ],
+            "steps": [
+                {
+                    "name": "Render",
+                    "script": {
+                        "actions": {
+                            "onRun": py(
+                                stubborn,
+                                cancelation={
+                                    "mode": "NOTIFY_THEN_TERMINATE",
+                                    "notifyPeriodInSeconds": 600,
+                                },
+                            )
+                        }
+                    },
+                }
+            ],
+        }
+    )
+    lines = Lines()
+    run = start_job(job, on_event=lines, cancel_grace=600, **roots)
+    lines.wait_for("working")
+    started = time.monotonic()
+    result = run.abandon("the kernel shut down", timeout=3)
+    assert time.monotonic() - started < 6
+    assert result is not None and result.state == "canceled"
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["state"] == "canceled" and record["ended"] is not None
+    assert [t["state"] for t in record["tasks"]] == ["canceled"]
+    run.wait(30)  # the run itself ends soon after, killed

@@ -156,6 +156,7 @@ class JobRun:
         self._cancel_requested: bool | None = None  # None, or the force flag of the request
         self._execution: ExecutorRun | None = None
         self._recorder: RunRecorder | None = None
+        self._scheduler: _Scheduler | None = None
         # Logs that could not be written (a full disk): the action they belong to fails.
         self._log_failures: dict[str, str] = {}
         self._result: JobResult | None = None
@@ -198,6 +199,39 @@ class JobRun:
         if execution is not None:
             grace = 0.0 if force else self.options.cancel_grace
             execution.cancel(force=force, grace_s=grace)
+
+    def abandon(self, reason: str, timeout: float = 2.0) -> JobResult | None:
+        """End the run now because the process it lives in is going away (a kernel shutting
+        down or restarting): kill the running actions, give each environment exit at most a
+        moment, and if the run has not ended within ``timeout`` seconds write its final
+        record from what is known (state canceled, ``reason`` as the error, a row for every
+        task that ran). Returns the result that was recorded, if any.
+        """
+        with self._lock:
+            if self._done.is_set():
+                return self._result
+            self._state = JobRunState.CANCELING
+            self._cancel_requested = True
+            execution = self._execution
+        if execution is not None:
+            # The graceful request only bounds the environment exits that follow; the
+            # forced one kills what runs.
+            execution.cancel(force=False, grace_s=min(0.5, timeout / 4))
+            execution.cancel(force=True, grace_s=0.0)
+        if self._done.wait(timeout):
+            return self._result
+        recorder, scheduler = self._recorder, self._scheduler
+        if recorder is None:
+            return None
+        _LOG.warning("openjd-notebook: run %s: %s; recording it as canceled", self.run_id, reason)
+        return recorder.finish(
+            state="canceled",
+            ended=_now(),
+            tasks=scheduler.snapshot(reason) if scheduler is not None else [],
+            environments=[],
+            parameter_columns=_parameter_columns(self._prepared.plans),
+            error=reason,
+        )
 
     def wait(self, timeout: float | None = None) -> JobResult:
         """Block until the run ends and return its result.
@@ -305,6 +339,7 @@ class JobRun:
         if cancel is not None:
             execution.cancel(force=cancel, grace_s=self.options.cancel_grace)
         scheduler = _Scheduler(plans, execution, self)
+        self._scheduler = scheduler
         try:
             scheduler.run()
         finally:
@@ -428,6 +463,17 @@ class _Scheduler:
                 self._outcomes.setdefault((item.step, item.index), _not_run(item))
         order = {plan.name: position for position, plan in enumerate(self._plans)}
         return sorted(self._outcomes.values(), key=lambda o: (order[o.step], o.task))
+
+    def snapshot(self, reason: str) -> list[TaskOutcome]:
+        """From another thread, while the run goes on: the tasks that ended, and those in
+        flight as canceled for ``reason``."""
+        ended = list(self._outcomes.values())
+        in_flight = [
+            replace(_not_run(item), state="canceled", fail_message=reason)
+            for item in list(self._in_flight.values())
+        ]
+        order = {plan.name: position for position, plan in enumerate(self._plans)}
+        return sorted(ended + in_flight, key=lambda o: (order[o.step], o.task))
 
     def _stopping(self) -> bool:
         return self._failed or self._run.stopping()
