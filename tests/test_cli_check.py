@@ -90,3 +90,34 @@ def test_the_cli_shows_the_runners_own_warnings_on_stderr_once(
     assert capsys.readouterr().err.splitlines() == [
         "openjd-notebook: warning: worker-1 could not close its session"
     ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "alias-bomb"])
+def test_the_cli_refuses_parameter_files_that_never_end_or_explode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """-p file://... of a FIFO, /dev/zero or a YAML alias bomb: exit 2 with a short error."""
+    import time
+
+    job = {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": "J",
+        "parameterDefinitions": [{"name": "Who", "type": "STRING"}],
+        "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "true"}}}}],
+    }
+    values = tmp_path / "values.yaml"
+    if kind == "fifo":
+        os.mkfifo(values)
+    elif kind == "device":
+        values = Path("/dev/zero")
+    else:
+        levels = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+        levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+        values.write_text("\n".join([*levels, "Who: *a8"]) + "\n")
+    started = time.monotonic()
+    code = main(["run", _write(job, tmp_path / "job.yaml"), "-p", f"file://{values}"])
+    assert time.monotonic() - started < 5
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("openjd-notebook: error: ") and "Traceback" not in err, err
+    assert len(err.splitlines()) <= 3  # the message, and for YAML the line with a caret

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from openjd.model.v2023_09 import EnvironmentTemplate, JobTemplate
 
 from .cli_output import HumanReporter, JsonReporter, Reporter
@@ -36,6 +35,8 @@ from .jobs import (
     TemplateError,
     start_job,
 )
+from .jobs.errors import InputFileError
+from .jobs.input_files import read_document
 from .jobs.interrupts import interrupts_as_requests
 from .jobs.parameters import merged_definitions
 from .jobs.path_mapping import PathMappingError, load_path_mapping_rules
@@ -61,18 +62,18 @@ class UsageError(Exception):
 
 
 def _read_document(text: str, what: str) -> Any:
-    """The parsed content of a JSON or YAML file named as ``file://PATH`` or ``PATH``."""
+    """The parsed content of a JSON or YAML file named as ``file://PATH`` or ``PATH``.
+
+    Only a regular file of a bounded size is read (never a FIFO or a device), and YAML with
+    more aliases than a template could need is refused (see ``jobs.input_files``).
+    """
     path = Path(text.removeprefix(_FILE_PREFIX)).expanduser()
     try:
-        content = path.read_text(encoding="utf-8")
+        return read_document(path, what=f"{what} file")
     except OSError as error:
         raise UsageError(f"cannot read {what} file {str(path)!r}: {error.strerror}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(content)
-        return yaml.safe_load(content)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise UsageError(f"{what} file {str(path)!r} is not valid JSON or YAML: {error}") from None
+    except InputFileError as error:
+        raise UsageError(str(error)) from None
 
 
 def _inline_json(text: str, what: str) -> Any:

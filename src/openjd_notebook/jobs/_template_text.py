@@ -1,18 +1,24 @@
 """Template text: parse YAML or JSON, decode with openjd-model, and locate every error in the text.
 
-Syntax errors keep the parser's line and column. A model error names a field path
-(``steps -> step[0] -> script``); it is walked through the composed YAML nodes to give the field
-path as the document spells it and the line it starts on.
+Syntax errors keep the parser's marks: where the construct it was reading starts (an unclosed
+``[``) and where it gave up, each with its line quoted under a caret. A model error names a field
+path (``steps -> step[0] -> script``); it is walked through the composed YAML nodes to give the
+field path as the document spells it and the line it starts on. An unknown field gets the closest
+name the model allows at that place. Line numbers count from ``first_line``: 1 for a file, 2 for
+the body of a ``%%openjd_template`` cell, whose first line is the magic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
 
+import pydantic
 import yaml
 from openjd.model import (
     DecodeValidationError,
@@ -23,6 +29,8 @@ from openjd.model import (
 )
 from openjd.model.v2023_09 import ExtensionName
 
+from ._model_fields import model_named, unknown_field_hint
+from ._yaml_load import YAML_LOADER, AliasExpansionError, load_yaml
 from .errors import TemplateError, TemplateProblem
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "decode_located",
     "format_of",
     "model_error",
+    "model_failure",
     "parse_text",
     "problem_at",
     "yaml_dump",
@@ -40,10 +49,15 @@ TextFormat = Literal["yaml", "json"]
 PathElement = str | int
 
 _ALL_EXTENSIONS = tuple(name.value for name in ExtensionName)
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ERROR_COUNT_LINE = re.compile(r"^\d+ validation errors? for \w+$")
 _ROOT_ERROR_LINE = re.compile(r"^\w+: (?P<message>.*)$")
 _PATH_PART = re.compile(r"^(?P<name>.*?)(?P<indices>(?:\[\d+\])*)$")
+_YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+_EXCERPT_WIDTH = 100
+_REPARSE_LIMIT = 1024 * 1024
+"""Text up to this many characters is parsed again by pure-Python PyYAML after a libyaml error,
+for its fuller messages ("expected ',' or ']', but got ':'" instead of "did not find ...")."""
+_EXTRA_FIELD = "Extra inputs are not permitted"
 
 
 # ---- reading and writing text --------------------------------------------------------------
@@ -61,34 +75,108 @@ def yaml_dump(document: Any) -> str:
         raise TemplateError([problem]) from exc
 
 
-def parse_text(text: str, text_format: TextFormat, source: Path | None) -> Any:
+def parse_text(
+    text: str, text_format: TextFormat, source: Path | None, *, first_line: int = 1
+) -> Any:
+    """The parsed document; a syntax error is a ``TemplateError`` at its line and column."""
     try:
         if text_format == "json":
             return json.loads(text)
-        return yaml.load(text, Loader=_YAML_LOADER)
+        return load_yaml(text)
     except json.JSONDecodeError as exc:
-        problem = TemplateProblem(f"JSON syntax error: {exc.msg}", None, exc.lineno, exc.colno)
+        line = exc.lineno + first_line - 1
+        problem = TemplateProblem(f"JSON syntax error: {exc.msg}", None, line, exc.colno)
         raise TemplateError([problem], source) from exc
     except yaml.YAMLError as exc:
-        raise TemplateError([_yaml_problem(exc)], source) from exc
+        raise TemplateError([_yaml_problem(_fuller(exc, text), text, first_line)], source) from exc
+    except RecursionError as exc:
+        message = f"The {text_format.upper()} text nests too deeply to read."
+        raise TemplateError([TemplateProblem(message)], source) from exc
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> TemplateProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-    message = "; ".join(str(part) for part in parts if part) or str(exc)
-    if mark is None:
-        return TemplateProblem(f"YAML syntax error: {message}")
-    return TemplateProblem(f"YAML syntax error: {message}", None, mark.line + 1, mark.column + 1)
+def _fuller(exc: yaml.YAMLError, text: str) -> yaml.YAMLError:
+    """The pure-Python parser's error for the same text, when libyaml reported it."""
+    from_libyaml = YAML_LOADER is not yaml.SafeLoader and not isinstance(exc, AliasExpansionError)
+    if not from_libyaml or len(text) > _REPARSE_LIMIT:
+        return exc
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as fuller:
+        return fuller
+    except RecursionError:
+        pass
+    return exc
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, first_line: int) -> TemplateProblem:
+    """Both marks of a PyYAML error, in the order they come in the text."""
+    heading = "YAML refused" if isinstance(exc, AliasExpansionError) else "YAML syntax error"
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + first_line
+        return TemplateProblem(f"{heading}: {_reader_message(exc)}", None, line)
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    problem, problem_mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem is None or problem_mark is None:  # one part only: say it at the mark it has
+        said, mark = problem or context or exc, problem_mark or context_mark
+        found = None if mark is None else _at_mark(str(said), mark, text, first_line)
+        return _headed(found or TemplateProblem(str(said)), heading)
+    found = _at_mark(str(problem), problem_mark, text, first_line)
+    if context is None:
+        return _headed(found, heading)
+    if context_mark is None or _position(context_mark) >= _position(problem_mark):
+        return _headed(found, f"{heading}: {context}")
+    started = _at_mark(f"{context} started here", context_mark, text, first_line)
+    return dataclasses.replace(_headed(started, heading), detail=found)
+
+
+def _headed(problem: TemplateProblem, heading: str) -> TemplateProblem:
+    return dataclasses.replace(problem, message=f"{heading}: {problem.message}")
+
+
+def _position(mark: Any) -> tuple[int, int]:
+    return mark.line, mark.column
+
+
+def _reader_message(exc: yaml.reader.ReaderError) -> str:
+    character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+    return f"the character {character!r} is not allowed in YAML text ({exc.reason})"
+
+
+def _at_mark(message: str, mark: Any, text: str, first_line: int) -> TemplateProblem:
+    """A problem at a PyYAML mark, with the line it is on and a caret under its column."""
+    lines = _YAML_LINE_BREAK.split(text)
+    if text.endswith(("\n", "\r", "\x85", "\u2028", "\u2029")):
+        lines.pop()  # the empty "line" after the last line break
+    at_end = mark.line >= len(lines) or (
+        mark.line == len(lines) - 1 and mark.column >= len(lines[-1])
+    )
+    excerpt = None if mark.line >= len(lines) else _excerpt(lines[mark.line], mark.column)
+    said = f"{message} (at the end of the text)" if at_end else message
+    return TemplateProblem(said, None, mark.line + first_line, mark.column + 1, excerpt)
+
+
+def _excerpt(line: str, column: int) -> str:
+    """``line`` (a window of it when long) and a caret under ``column``."""
+    start = max(0, min(column - _EXCERPT_WIDTH // 2, len(line) - _EXCERPT_WIDTH))
+    shown = line[start : start + _EXCERPT_WIDTH]
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if start + _EXCERPT_WIDTH < len(line) else ""
+    # Tabs stay tabs under the text, so the caret lines up however wide a tab is shown.
+    padding = "".join("\t" if c == "\t" else " " for c in prefix + line[start:column])
+    return f"{prefix}{shown}{suffix}\n{padding}^"
 
 
 # ---- decoding ------------------------------------------------------------------------------
 
 
 def decode_located(
-    document: Any, text: str, source: Path | None, *, with_lines: bool
+    document: Any, text: str, source: Path | None, *, first_line: int | None
 ) -> JobTemplate | EnvironmentTemplate:
-    """The decoded template; a model error becomes a ``TemplateError`` located in ``text``."""
+    """The decoded template; a model error becomes a ``TemplateError`` located in ``text``.
+
+    ``first_line`` is the number of the text's first line as the user sees it; None when the
+    text is not what the user wrote (a dict dumped to YAML), so lines would mean nothing.
+    """
     if not isinstance(document, dict):
         kind = "empty" if document is None else f"a {type(document).__name__}"
         problem = TemplateProblem(
@@ -98,7 +186,15 @@ def decode_located(
     try:
         return _decode(document)
     except DecodeValidationError as exc:
-        raise model_error(str(exc), text, source, with_lines) from exc
+        raise model_error(str(exc), text, source, first_line) from exc
+    except IndexError as exc:
+        cycle = step_cycle(document)
+        if cycle is None:
+            raise model_failure(exc, source) from exc
+        index, names = cycle
+        message = f"Step dependencies form a cycle: {' -> '.join(names)}"
+        problem = problem_at(text, ["steps", index], message, first_line)
+        raise TemplateError([problem], source) from exc
 
 
 def _decode(document: dict[str, Any]) -> JobTemplate | EnvironmentTemplate:
@@ -108,37 +204,96 @@ def _decode(document: dict[str, Any]) -> JobTemplate | EnvironmentTemplate:
     return decode_job_template(template=document, supported_extensions=_ALL_EXTENSIONS)
 
 
+def step_cycle(document: Mapping[str, Any]) -> tuple[int, list[str]] | None:
+    """The first step (by index) of a dependency cycle, and the cycle's names from it.
+
+    The names read in dependency order: ``S -> T -> S`` says S depends on T and T on S.
+    """
+    steps = document.get("steps")
+    if not isinstance(steps, list):
+        return None
+    first_index: dict[str, int] = {}
+    graph: dict[str, set[str]] = {}
+    for index, step in enumerate(steps):
+        if isinstance(step, Mapping) and isinstance(step.get("name"), str):
+            first_index.setdefault(step["name"], index)
+            graph.setdefault(step["name"], set()).update(_depends_on(step))
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        # graphlib lists each step before the steps that depend on it: reversed, a step comes
+        # before the step it depends on.
+        names = list(reversed(exc.args[1][1:]))
+        start = min(range(len(names)), key=lambda i: first_index.get(names[i], len(steps)))
+        names = names[start:] + names[:start]
+        return first_index[names[0]], [*names, names[0]]
+    return None
+
+
+def _depends_on(step: Mapping[str, Any]) -> set[str]:
+    dependencies = step.get("dependencies")
+    if not isinstance(dependencies, list):
+        return set()
+    return {
+        d["dependsOn"]
+        for d in dependencies
+        if isinstance(d, Mapping) and isinstance(d.get("dependsOn"), str)
+    }
+
+
+def model_failure(exc: IndexError, source: Path | None, *, lead: str = "") -> TemplateError:
+    """A ``TemplateError`` for the ``IndexError`` openjd-model 0.14 raises instead of a message.
+
+    The model cannot word an error about the template as a whole (a validation error with no
+    field location); pydantic's own error, which it was handling, still holds the text.
+    """
+    context = exc.__context__
+    if isinstance(context, pydantic.ValidationError) and context.errors():
+        messages = [_pydantic_text(error) for error in context.errors()]
+    else:
+        messages = [f"openjd-model failed without saying why (IndexError: {exc})."]
+    return TemplateError([TemplateProblem(lead + message) for message in messages], source)
+
+
+def _pydantic_text(error: Any) -> str:
+    cause = error.get("ctx", {}).get("error") if error["type"] == "value_error" else None
+    return str(cause if cause is not None else error["msg"])
+
+
 # ---- locating model errors -----------------------------------------------------------------
 
 
 def model_error(
-    message: str, text: str, source: Path | None, with_lines: bool, *, lead: str = ""
+    message: str, text: str, source: Path | None, first_line: int | None, *, lead: str = ""
 ) -> TemplateError:
     """openjd-model's error ``message`` as one located problem per error it reports."""
     root = _compose(text)
-    problems = [
-        _located(root, _path_elements(path), lead + said, with_lines)
-        if path is not None
-        else TemplateProblem(lead + said)
-        for path, said in _split_model_message(message)
-    ]
+    model = model_named(message.partition("\n")[0])
+    problems: list[TemplateProblem] = []
+    for path, said in _split_model_message(message):
+        if path is None:
+            problems.append(TemplateProblem(lead + said))
+            continue
+        elements = _path_elements(path)
+        said = unknown_field_hint(model, elements) if said == _EXTRA_FIELD else said
+        problems.append(_located(root, elements, lead + said, first_line))
     # Document order reads best; the model reports in its own validation order.
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return TemplateError(problems, source)
 
 
 def problem_at(
-    text: str, elements: Sequence[PathElement], message: str, with_lines: bool
+    text: str, elements: Sequence[PathElement], message: str, first_line: int | None
 ) -> TemplateProblem:
-    """A problem at the field ``elements`` names, with its line when ``with_lines``."""
-    return _located(_compose(text), elements, message, with_lines)
+    """A problem at the field ``elements`` names, with its line unless ``first_line`` is None."""
+    return _located(_compose(text), elements, message, first_line)
 
 
 def _located(
-    root: Any, elements: Sequence[PathElement], message: str, with_lines: bool
+    root: Any, elements: Sequence[PathElement], message: str, first_line: int | None
 ) -> TemplateProblem:
     field_path, line = _walk(root, elements)
-    shown = line + 1 if with_lines and line is not None else None
+    shown = line + first_line if first_line is not None and line is not None else None
     return TemplateProblem(message, field_path or None, shown)
 
 
@@ -175,8 +330,8 @@ def _path_elements(arrow_path: str) -> list[PathElement]:
 
 def _compose(text: str) -> Any:
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        return yaml.compose(text, Loader=YAML_LOADER)
+    except (yaml.YAMLError, RecursionError):
         return None  # JSON that PyYAML cannot read (tabs); errors keep their path, lose the line
 
 

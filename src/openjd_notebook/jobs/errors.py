@@ -3,6 +3,7 @@
     Exception
      +-- JobsError                              anything the jobs layer raises on purpose
           +-- TemplateError (ValueError)        a template cannot be read, decoded or instantiated
+          +-- InputFileError (ValueError)       a file a user named is unsafe or unreadable as text
           +-- ParameterError (ValueError)       job parameter values do not fit the template
           +-- RunError (RuntimeError)           a run was used in a way its state does not allow
           +-- SelectionError (ValueError)       step=/tasks=/max_tasks do not fit the job
@@ -12,13 +13,14 @@
           +-- LogNotAvailableError (LookupError) a task that has no log to read
           +-- JobFailedError (RuntimeError)     JobResult.raise_for_state() on a run that failed
 
-The first four live here; the others live beside the concept they describe (``selection``,
+The first five live here; the others live beside the concept they describe (``selection``,
 ``path_mapping``, ``records``, ``results``). openjd-model exceptions are translated at the
 boundary with ``raise ... from``, so the model's own exception stays reachable as ``__cause__``.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any, NamedTuple
 
 __all__ = [
     "ExpectedParameter",
+    "InputFileError",
     "JobsError",
     "ParameterError",
     "RunError",
@@ -54,6 +57,11 @@ class TemplateProblem:
     """1-based line in the template text; None for dict input or when unknown."""
     column: int | None = None
     """1-based column, when the position is that precise (YAML and JSON syntax errors)."""
+    excerpt: str | None = None
+    """The text of ``line`` and a caret under ``column``, shown under the message."""
+    detail: TemplateProblem | None = None
+    """A later place in the text that belongs to the same problem: where a YAML parser gave up
+    after the construct (an unclosed ``[``, a quoted scalar) that starts at ``line``."""
 
     def location(self) -> str:
         """``line 12, column 3 (steps[0] -> script)``: the parts that are known."""
@@ -67,6 +75,16 @@ class TemplateProblem:
             arrows = self.field_path.replace(".", " -> ")
             where = f"{where} ({arrows})" if where else arrows
         return where
+
+    def describe(self, lead: str | None = None) -> str:
+        """The location (after ``lead``, e.g. a file name), the message, excerpt and detail."""
+        where = ", ".join(part for part in (lead, self.location()) if part)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.excerpt is not None:
+            text += "\n" + textwrap.indent(self.excerpt, "    ")
+        if self.detail is not None:
+            text += "\n" + self.detail.describe()
+        return text
 
 
 class TemplateError(JobsError, ValueError):
@@ -106,13 +124,21 @@ class TemplateError(JobsError, ValueError):
     def _render(self) -> str:
         name = self.source.name if self.source is not None else None
         if len(self.problems) == 1:
-            lead = ", ".join(p for p in (name, self.problems[0].location()) if p)
-            return f"{lead}: {self.problems[0].message}" if lead else self.problems[0].message
+            return self.problems[0].describe(name)
         lines = [f"{name or 'The template'} has {len(self.problems)} problems:"]
-        for problem in self.problems:
-            where = problem.location()
-            lines.append(f"  {where}: {problem.message}" if where else f"  {problem.message}")
+        lines.extend(textwrap.indent(p.describe(), "  ") for p in self.problems)
         return "\n".join(lines)
+
+
+class InputFileError(JobsError, ValueError):
+    """A file a user named that is not a regular file, is too large, or is not UTF-8 text."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.path))
 
 
 class ExpectedParameter(NamedTuple):

@@ -183,11 +183,49 @@ def _input_strings(
 ) -> dict[str, str]:
     strings: dict[str, str] = {}
     for name, value in values.items():
+        _check_encodable(name, value, expected)
         try:
             strings[name] = parameter_string(value, types.get(name))
         except TypeError as exc:
             raise ParameterError(f"Job parameter {name}: {exc}.", expected) from exc
     return strings
+
+
+def _unencodable(value: Any) -> str | None:
+    """The first string in ``value`` (text, a path, or a list of them) UTF-8 cannot encode."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    if isinstance(value, (list, tuple)):
+        return next(filter(None, (_unencodable(item) for item in value)), None)
+    return None
+
+
+def _check_encodable(name: str, value: Any, expected: list[ExpectedParameter]) -> None:
+    """Refuse text that cannot reach the job: it goes there as UTF-8 (files, env, args)."""
+    text = _unencodable(value)
+    if text is None:
+        return
+    position, character = next((i, c) for i, c in enumerate(text) if _is_surrogate(c))
+    # Python keeps a byte that is not UTF-8 in a file name (os.listdir, sys.argv) as
+    # U+DC80..U+DCFF, so that the name can be used for files but is not text.
+    byte = ord(character) - 0xDC00
+    origin = f"the byte 0x{byte:02x} of a name that is not UTF-8" if 0x80 <= byte <= 0xFF else ""
+    raise ParameterError(
+        f"Job parameter {name}: the value {text!r} is not valid text: {character!r} at "
+        f"position {position}{' is ' + origin if origin else ''}. A value must be encodable "
+        "as UTF-8 to reach the job; use a name that is valid UTF-8.",
+        expected,
+    )
+
+
+def _is_surrogate(character: str) -> bool:
+    return 0xD800 <= ord(character) <= 0xDFFF
 
 
 def _check_missing(
@@ -216,7 +254,7 @@ def input_strings(
     """Bundle values overridden by ``parameters``, as strings; unknown names are refused."""
     expected = expected_parameters(definitions)
     types = {d.name: d.type.value for d in definitions}
-    inputs = _bundle_inputs(bundle, set(types))
+    inputs = _input_strings(_bundle_inputs(bundle, set(types)), types, expected)
     inputs.update(_input_strings(parameters or {}, types, expected))
     unknown = sorted(set(inputs) - set(types))
     if unknown:

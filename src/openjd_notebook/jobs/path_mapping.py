@@ -1,4 +1,8 @@
-"""Path mapping rules given as objects, dicts, a ``pathmapping-1.0`` document, or a file."""
+"""Path mapping rules given as objects, dicts, a ``pathmapping-1.0`` document, or a file.
+
+A rules file is read with ``input_files.read_document``: a regular file only, at most
+``MAX_INPUT_BYTES``, UTF-8, and YAML aliases within their expansion budget.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..sessions import PathMappingRule
-from .errors import JobsError
+from .errors import InputFileError, JobsError
+from .input_files import read_document
 
 __all__ = ["PathMappingError", "PathMappingInput", "load_path_mapping_rules"]
 
@@ -48,13 +51,11 @@ def _read(value: str | os.PathLike[str]) -> Any:
             raise PathMappingError(f"Path mapping rules are not valid JSON: {error}") from None
     path = Path(text.removeprefix("file://"))
     try:
-        content = path.read_text(encoding="utf-8")
+        return read_document(path, what="path mapping rules file")
     except OSError as error:
         raise PathMappingError(f"Cannot read path mapping rules from {path}: {error}") from None
-    try:
-        return yaml.safe_load(content)  # YAML is a superset of JSON
-    except yaml.YAMLError as error:
-        raise PathMappingError(f"{path} is not valid JSON or YAML: {error}") from None
+    except InputFileError as error:
+        raise PathMappingError(str(error)) from None
 
 
 def _from_document(document: Any, where: str) -> list[PathMappingRule]:
@@ -78,6 +79,13 @@ def _rule(rule: PathMappingRule | Mapping[str, Any], where: str) -> PathMappingR
         return rule
     if not isinstance(rule, Mapping):
         raise PathMappingError(f"{where}: a rule must be a PathMappingRule or a dict.")
+    destination = rule.get("destination_path")
+    if isinstance(destination, str) and not destination.strip():
+        # PathMappingRule reads "" as "." (the session's working directory), as openjd does.
+        raise PathMappingError(
+            f"{where}: destination_path is empty; the rule for source_path "
+            f"{rule.get('source_path')!r} must name the directory those paths map to here."
+        )
     try:
         return PathMappingRule.from_dict(dict(rule))
     except ValueError as error:

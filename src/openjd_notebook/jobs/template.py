@@ -36,11 +36,13 @@ from ._template_text import (
     decode_located,
     format_of,
     model_error,
+    model_failure,
     parse_text,
     problem_at,
     yaml_dump,
 )
-from .errors import ParameterError, TemplateError, TemplateProblem
+from .errors import InputFileError, ParameterError, TemplateError, TemplateProblem
+from .input_files import read_text_file
 from .parameters import (
     absolute_path_inputs,
     definitions_frame,
@@ -100,6 +102,8 @@ class Template:
     bundle_parameter_values: Mapping[str, str] = field(default_factory=dict)
     line_numbers: bool = True
     """Whether ``text`` is what the user wrote, so error lines mean something to them."""
+    first_line: int = 1
+    """The number of the text's first line where the user sees it (2 under a magic line)."""
 
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
@@ -120,10 +124,17 @@ class Template:
         *,
         format: TextFormat | None = None,
         directory: StrPath | None = None,
+        first_line: int = 1,
     ) -> Template:
-        """A template from YAML or JSON text (JSON when it starts with ``{``, unless told)."""
+        """A template from YAML or JSON text (JSON when it starts with ``{``, unless told).
+
+        ``first_line`` numbers the text's first line in errors: 2 for the body of a notebook
+        cell whose first line is a magic, so that lines match the cell as shown.
+        """
         text_format = format or ("json" if text.lstrip().startswith("{") else "yaml")
-        return cls._from_text(text, text_format, source=None, directory=directory, bundle={})
+        return cls._from_text(
+            text, text_format, source=None, directory=directory, bundle={}, first_line=first_line
+        )
 
     @classmethod
     def from_dict(
@@ -131,7 +142,7 @@ class Template:
     ) -> Template:
         """A template from an already-parsed document; ``text`` becomes its YAML dump."""
         text = yaml_dump(document)
-        model = decode_located(dict(document), text, None, with_lines=False)
+        model = decode_located(dict(document), text, None, first_line=None)
         return cls(model, text, "yaml", None, _directory(directory), MappingProxyType({}), False)
 
     @classmethod
@@ -143,15 +154,17 @@ class Template:
         source: Path | None,
         directory: StrPath | None,
         bundle: Mapping[str, str],
+        first_line: int = 1,
     ) -> Template:
-        document = parse_text(text, text_format, source)
-        model = decode_located(document, text, source, with_lines=True)
+        document = parse_text(text, text_format, source, first_line=first_line)
+        model = decode_located(document, text, source, first_line=first_line)
         values = MappingProxyType(dict(bundle))
-        return cls(model, text, text_format, source, _directory(directory), values)
+        directory = _directory(directory)
+        return cls(model, text, text_format, source, directory, values, True, first_line)
 
     @classmethod
     def _load_file(cls, path: Path, bundle: Mapping[str, str]) -> Template:
-        text = path.read_text(encoding="utf-8")
+        text = _read_file(path, "template")
         return cls._from_text(
             text, format_of(path), source=path, directory=path.parent, bundle=bundle
         )
@@ -242,6 +255,8 @@ class Template:
             )
         except DecodeValidationError as exc:
             raise self._error(str(exc), lead="Creating the job failed: ") from exc
+        except IndexError as exc:
+            raise model_failure(exc, self.source, lead="Creating the job failed: ") from exc
         check_wrap_layers(created.job, env_models)
         extensions = RevisionExtensions(
             spec_rev=job_template.revision,
@@ -281,8 +296,13 @@ class Template:
             raise TemplateError([problem], self.source)
         return self.model
 
+    @property
+    def _first_line(self) -> int | None:
+        """The first line's number for error messages; None when lines mean nothing."""
+        return self.first_line if self.line_numbers else None
+
     def _error(self, message: str, *, lead: str = "") -> TemplateError:
-        return model_error(message, self.text, self.source, self.line_numbers, lead=lead)
+        return model_error(message, self.text, self.source, self._first_line, lead=lead)
 
     def _check_path_defaults(self) -> None:
         for index, definition in enumerate(self.model.parameterDefinitions or ()):
@@ -294,7 +314,7 @@ class Template:
                     "a job bundle's PATH defaults must be relative paths inside the bundle."
                 )
                 path: list[PathElement] = ["parameterDefinitions", index, "default"]
-                problem = problem_at(self.text, path, message, self.line_numbers)
+                problem = problem_at(self.text, path, message, self._first_line)
                 raise TemplateError([problem], self.source)
 
     def _yaml_text(self) -> str:
@@ -341,23 +361,31 @@ def _bundle_file(directory: Path, names: Sequence[str]) -> Path | None:
     return present[0] if present else None
 
 
+def _read_file(path: Path, what: str) -> str:
+    """The file's text; a special, huge or non-UTF-8 file is a ``TemplateError`` naming it."""
+    try:
+        return read_text_file(path, what=what)
+    except InputFileError as exc:
+        raise TemplateError([TemplateProblem(str(exc))], path) from exc
+
+
 def _read_bundle_values(path: Path) -> dict[str, str]:
     """``{"parameterValues": [{"name", "value"}]}`` as name -> value text."""
-    text = path.read_text(encoding="utf-8")
+    text = _read_file(path, "parameter values file")
     document = parse_text(text, format_of(path), path)
     if document is None:
         return {}
     entries = document.get("parameterValues") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         message = "A parameter values file holds a 'parameterValues' list of {name, value}."
-        raise TemplateError([problem_at(text, ["parameterValues"], message, True)], path)
+        raise TemplateError([problem_at(text, ["parameterValues"], message, 1)], path)
     values: dict[str, str] = {}
     for index, entry in enumerate(entries):
         if not (
             isinstance(entry, dict) and isinstance(entry.get("name"), str) and "value" in entry
         ):
             message = "Each parameter value needs a 'name' and a 'value'."
-            problem = problem_at(text, ["parameterValues", index], message, True)
+            problem = problem_at(text, ["parameterValues", index], message, 1)
             raise TemplateError([problem], path)
         values[entry["name"]] = parameter_string(entry["value"])
     return values

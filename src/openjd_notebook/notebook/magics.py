@@ -100,8 +100,9 @@ class OpenJDMagics(Magics):
         if not args.name.isidentifier():
             raise UsageError(f"%%openjd_template: {args.name!r} is not a valid variable name")
         # A TemplateError propagates as a real exception, so "Run All" stops here, and the
-        # variable keeps its previous value.
-        template = Template.from_text(cell, directory=Path.cwd())
+        # variable keeps its previous value. The body starts on the cell's second line (the
+        # first is this magic), so error lines count from 2 to match the cell as shown.
+        template = Template.from_text(cell, directory=Path.cwd(), first_line=2)
         self._namespace[args.name] = template
         display(template.summary())
 
