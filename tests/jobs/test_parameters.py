@@ -92,3 +92,47 @@ def test_errors_survive_pickling() -> None:
         Path("t.yaml"),
     )
     assert str(TemplateError("plain message")) == "plain message"
+
+
+RANGE_FROM_A_PARAMETER = """\
+specificationVersion: jobtemplate-2023-09
+name: Frames
+parameterDefinitions:
+- name: Frames
+  type: STRING
+  default: "1-5"
+steps:
+- name: Render
+  parameterSpace:
+    taskParameterDefinitions:
+    - name: Frame
+      type: INT
+      range: "{{Param.Frames}}"
+  script:
+    actions:
+      onRun:
+        command: "true"
+"""
+
+
+def test_a_bad_value_for_a_task_range_blames_the_job_parameter() -> None:
+    """-p Frames=abc breaks the task range built from it: the user typed Frames, not the
+    range, so the error is a ParameterError about Frames with the range syntax."""
+    from openjd_notebook import Template
+
+    template = Template.from_text(RANGE_FROM_A_PARAMETER)
+    assert len(template.instantiate({"Frames": "1-3"}).job.steps) == 1
+    with pytest.raises(ParameterError) as raised:
+        template.instantiate({"Frames": "abc"})
+    message = str(raised.value)
+    assert message.startswith("Job parameter Frames = 'abc' does not fit where the template uses")
+    assert "'1-10:2' (every 2nd)" in message
+    assert "Frames (STRING, default '1-5')" in message
+
+
+def test_a_bad_range_written_in_the_template_stays_a_template_error() -> None:
+    from openjd_notebook import Template
+
+    broken = RANGE_FROM_A_PARAMETER.replace('range: "{{Param.Frames}}"', 'range: "1-x"')
+    with pytest.raises(TemplateError):
+        Template.from_text(broken).instantiate()

@@ -43,10 +43,13 @@ from ._template_text import (
 )
 from .errors import InputFileError, ParameterError, TemplateError, TemplateProblem
 from .input_files import read_text_file
+from .parameter_blame import blame_parameter
 from .parameters import (
     absolute_path_inputs,
     definitions_frame,
+    expected_parameters,
     input_strings,
+    merged_definitions,
     parameter_string,
     resolve_job_parameters,
 )
@@ -254,7 +257,10 @@ class Template:
                 environment_templates=env_models or None,
             )
         except DecodeValidationError as exc:
-            raise self._error(str(exc), lead="Creating the job failed: ") from exc
+            error = self._error(str(exc), lead="Creating the job failed: ")
+            expected = expected_parameters(merged_definitions(job_template, env_models))
+            blamed = blame_parameter(error, job_template, values, expected)
+            raise (blamed or error) from exc
         except IndexError as exc:
             raise model_failure(exc, self.source, lead="Creating the job failed: ") from exc
         check_wrap_layers(created.job, env_models)
