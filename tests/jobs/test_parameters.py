@@ -136,3 +136,11 @@ def test_a_bad_range_written_in_the_template_stays_a_template_error() -> None:
     broken = RANGE_FROM_A_PARAMETER.replace('range: "{{Param.Frames}}"', 'range: "1-x"')
     with pytest.raises(TemplateError):
         Template.from_text(broken).instantiate()
+
+
+def test_a_bad_default_for_a_task_range_is_the_templates_fault() -> None:
+    from openjd_notebook import Template
+
+    broken = RANGE_FROM_A_PARAMETER.replace('default: "1-5"', 'default: "abc"')
+    with pytest.raises(TemplateError, match="Creating the job failed"):
+        Template.from_text(broken).instantiate()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
+import pytest
 
 from kernel_harness import KernelHarness
 
@@ -157,3 +160,32 @@ def test_kernel_shutdown_kills_a_running_action(kernel: KernelHarness, tmp_path:
     while not gone(pid):
         assert time.monotonic() < give_up, "the action outlived its kernel"
         time.sleep(0.1)
+
+
+def final_record(root: Path) -> dict[str, Any]:
+    (run_json,) = root.glob("openjd-runs/*/run.json")
+    body: dict[str, Any] = json.loads(run_json.read_text())
+    return body
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["shutdown", "restart"])
+def test_a_kernel_going_away_mid_run_leaves_a_final_record(
+    kernel: KernelHarness, tmp_path: Path, restart: bool
+) -> None:
+    """A blocking run (the cell still waiting) when the kernel shuts down or restarts: the
+    action dies and the record is final (canceled, with an end time and the task's row)."""
+    assert kernel.execute(template_cell(STUBBORN, tmp_path)).status == "ok"
+    kernel.submit("%openjd_run job")
+    pid = int(wait_for(tmp_path / "pid"))
+    if restart:
+        kernel.manager.restart_kernel(now=False)
+    else:
+        kernel.client.stop_channels()
+        kernel.manager.shutdown_kernel(now=False)
+    give_up = time.monotonic() + 15
+    while not gone(pid):
+        assert time.monotonic() < give_up, "the action outlived its kernel"
+        time.sleep(0.1)
+    record = final_record(tmp_path)
+    assert record["state"] == "canceled" and record["ended"] is not None
+    assert [task["state"] for task in record["tasks"]] == ["canceled"]

@@ -68,11 +68,9 @@ def test_later_errors_of_the_bound_template_use_the_cell_lines_too(
         '      range: "{{Param.Frames}}"\n  script:',
     )
     assert kernel.execute(cell).status == "ok"
+    # A value that breaks the range built from it blames the parameter, at the cell's line.
     execution = kernel.execute("job.instantiate({'Frames': 'abc'})")
-    assert execution.error_name == "TemplateError"
+    assert execution.error_name == "ParameterError"
     traceback = execution.of_type("error")[0]["content"]["traceback"]
-    assert traceback[0].startswith(
-        f"TemplateError: line {shown_line(cell, 'range:')} "
-        "(steps[0] -> parameterSpace -> taskParameterDefinitions[0] -> range): "
-        "Creating the job failed"
-    )
+    assert traceback[0].startswith("ParameterError: Job parameter Frames = 'abc' does not fit")
+    assert f"(line {shown_line(cell, 'range:')}: steps[0].parameterSpace" in traceback[0]

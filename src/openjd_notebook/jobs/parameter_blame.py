@@ -47,9 +47,10 @@ def blame_parameter(
         expects = _EXPECTS.get(re.sub(r"\[\d+\]$", "", field))
         wanted = f" It must make {expects}." if expects else ""
         reason = problem.message.removeprefix("Creating the job failed: ")
+        where = f"line {problem.line}: " if problem.line is not None else ""
         return ParameterError(
             f"Job parameter {name} = {_shown(values[name])} does not fit where the template uses "
-            f"it ({problem.field_path} = {text!r}): {reason}.{wanted}",
+            f"it ({where}{problem.field_path} = {text!r}): {reason}.{wanted}",
             expected,
         )
     return None

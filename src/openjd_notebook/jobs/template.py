@@ -259,7 +259,10 @@ class Template:
         except DecodeValidationError as exc:
             error = self._error(str(exc), lead="Creating the job failed: ")
             expected = expected_parameters(merged_definitions(job_template, env_models))
-            blamed = blame_parameter(error, job_template, values, expected)
+            # Only a value the user gave is to blame; a bad default is the template's fault.
+            given = {*(parameters or {}), *self.bundle_parameter_values}
+            user_values = {name: value for name, value in values.items() if name in given}
+            blamed = blame_parameter(error, job_template, user_values, expected)
             raise (blamed or error) from exc
         except IndexError as exc:
             raise model_failure(exc, self.source, lead="Creating the job failed: ") from exc

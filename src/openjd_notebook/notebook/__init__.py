@@ -8,6 +8,7 @@ from typing import Any
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 _MAGICS_ATTRIBUTE = "_openjd_notebook_magics"
+_ORIGINAL_SHUTDOWN_ATTRIBUTE = "_openjd_notebook_kernel_shutdown"
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -19,8 +20,29 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = OpenJDMagics(ipython, parent=ipython)
     ipython.register_magics(magics)
     setattr(ipython, _MAGICS_ATTRIBUTE, magics)
-    # A kernel shutdown or restart must not leave actions running.
+    # A kernel shutdown or restart must not leave actions running, nor a record "running".
     atexit.register(magics.shutdown)
+    kernel = getattr(ipython, "kernel", None)
+    if kernel is not None:
+        _end_runs_before_the_kernel_stops(kernel, magics)
+
+
+def _end_runs_before_the_kernel_stops(kernel: Any, magics: Any) -> None:
+    """Run ``magics.abandon_runs`` when the kernel is asked to shut down or restart.
+
+    atexit comes too late: on a shutdown request ipykernel kills its children first, and
+    the kernel manager kills the kernel a few seconds later, while the cell that waits for
+    a run may still hold the main thread. ``do_shutdown`` is the kernel's own hook for "the
+    frontend is shutting the kernel down"; it runs on the control thread, first.
+    """
+    original = kernel.do_shutdown
+
+    def do_shutdown(restart: bool) -> Any:
+        magics.abandon_runs("the kernel restarted" if restart else "the kernel shut down")
+        return original(restart)
+
+    kernel.do_shutdown = do_shutdown
+    setattr(magics, _ORIGINAL_SHUTDOWN_ATTRIBUTE, (kernel, original))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -29,4 +51,8 @@ def unload_ipython_extension(ipython: Any) -> None:
         return
     magics.shutdown()
     atexit.unregister(magics.shutdown)
+    hooked = getattr(magics, _ORIGINAL_SHUTDOWN_ATTRIBUTE, None)
+    if hooked is not None:
+        kernel, original = hooked
+        kernel.do_shutdown = original
     setattr(ipython, _MAGICS_ATTRIBUTE, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shlex
 import signal
 import threading
@@ -23,7 +24,7 @@ from IPython.display import display
 from traitlets import Float, Int, Unicode
 
 from ..jobs import JobResult, JobRun, Template, runs, start_job
-from ..jobs.selection import plan_steps
+from ..jobs.interrupts import interrupts_as_requests
 from .views import ViewOptions, make_view
 
 __all__ = ["OpenJDMagics"]
@@ -80,6 +81,7 @@ class OpenJDMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._runs: list[JobRun] = []
+        self._views: dict[str, Any] = {}
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -146,7 +148,6 @@ class OpenJDMagics(Magics):
             raise UsageError(f"--out {args.out!r} is not a valid variable name")
         template = self._template(args.template)
         options = self._run_options(args)
-        self._check_before_start(template, options)
         view = make_view(
             template.name,
             ViewOptions(
@@ -161,6 +162,7 @@ class OpenJDMagics(Magics):
         run = start_job(template, on_event=subscribers, executor=executor, **options)
         view.bind(run)
         self._runs.append(run)
+        self._views[run.run_id] = view
         if args.no_block:
             self._bind(args.out, run)
             return run if args.out is None else None
@@ -245,31 +247,21 @@ class OpenJDMagics(Magics):
             "runs_root": self.runs_root,
         }
 
-    @staticmethod
-    def _check_before_start(template: Template, options: Mapping[str, Any]) -> None:
-        """Raise bad parameters or task selections here, as real exceptions, before any work."""
-        environments = [
-            e if isinstance(e, Template) else Template.load(e) for e in options["environments"]
-        ]
-        instance = template.instantiate(options["parameters"], environments=environments)
-        plan_steps(
-            instance.job,
-            step=options["step"],
-            tasks=options["tasks"],
-            max_tasks=options["max_tasks"],
-            run_dependencies=options["run_dependencies"],
-        )
-
     def _wait(self, run: JobRun, view: Any, out: str | None) -> JobResult:
-        """Block until the run ends; the stop button cancels, a second press kills."""
-        interrupts = 0
-        while True:
-            try:
-                if run.join(0.1):
-                    break
-            except KeyboardInterrupt:
-                interrupts += 1
-                force = interrupts > 1
+        """Block until the run ends; the stop button cancels, a second press kills.
+
+        The presses are counted by a signal handler and acted on here, so a second press
+        can never interrupt the first one's cancel request and leave the run going.
+        """
+        requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        interrupted = False
+        with interrupts_as_requests(requests.put):
+            while not run.done():
+                try:
+                    force = requests.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                interrupted = True
                 run.cancel(force=force)
                 view.show_cancel(force=force, grace_s=run.options.cancel_grace)
         result = run.result
@@ -277,7 +269,7 @@ class OpenJDMagics(Magics):
         with _interrupts_deferred():
             view.finish(result)
             self._bind(out, result)
-        if interrupts:
+        if interrupted:
             raise KeyboardInterrupt(f"the run of {run.template.name!r} was canceled")
         return result
 
@@ -350,11 +342,20 @@ class OpenJDMagics(Magics):
 
     def shutdown(self) -> None:
         """Stop every run of this shell (kernel shutdown or extension unload)."""
+        self.abandon_runs("the kernel shut down")
+
+    def abandon_runs(self, reason: str) -> None:
+        """End every run still going because the kernel is going away, leaving each a final
+        record and its view a final summary before the kernel's own shutdown kills what is
+        left (it gives a few seconds)."""
         for run in self._runs:
-            if not run.done():
-                run.cancel(force=True)
-        for run in self._runs:
-            run.join(30)
+            if run.done():
+                continue
+            result = run.abandon(reason, timeout=2.0)
+            view = self._views.get(run.run_id)
+            if view is not None and result is not None:
+                with contextlib.suppress(Exception):  # a view must not block the shutdown
+                    view.finish(result)
 
 
 class _NoView:
