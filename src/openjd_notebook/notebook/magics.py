@@ -297,7 +297,10 @@ class OpenJDMagics(Magics):
         """Wait for a run (started with --no-block) and return its JobResult (or bind --out)."""
         args = parse_argstring(self.openjd_wait, line)
         run = self._find_run(args.run)
-        result = self._wait(run, _NoView(), args.out)
+        # The run's own dashboard (in the cell that started it) is finished here, in this
+        # cell, so its static summary is in place when this cell ends, not some time after.
+        view = self._views.get(run.run_id) or _NoView()
+        result = self._wait(run, view, args.out)
         return result if args.out is None else None
 
     @magic_arguments()
