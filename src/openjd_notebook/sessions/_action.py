@@ -13,9 +13,8 @@ import shlex
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -49,52 +48,14 @@ from ._protocol import (
 )
 from ._redaction import Redactor
 from ._resolve import ResolvedAction, apply_let_bindings, resolve_action
+from ._setup import ActionKind, ActionSetup, EnvChangeRecorder
 from ._status import ActionStatus
 from ._types import ActionState
 from ._users import PosixSessionUser
 from ._worker import SerialWorker
 from ._wrap import WrappedTarget, wrapped_action_symbols
 
-__all__ = ["ActionKind", "ActionRun", "ActionSetup"]
-
-
-class ActionKind(str, Enum):
-    ENTER = "enter"
-    EXIT = "exit"
-    TASK = "task"
-    SUBPROCESS = "subprocess"
-
-
-@dataclass(frozen=True)
-class ActionSetup:
-    """What to run and with which context; built by the session, consumed by ``ActionRun``."""
-
-    kind: ActionKind
-    title: str
-    action: Any | None = None
-    let: Sequence[str] | None = None
-    files: Sequence[Any] | None = None
-    file_prefix: str = "Task.File"
-    file_scope: str = "task"
-    environment_id: str | None = None
-    default_notify_period_s: int = 30
-    default_timeout_s: int | None = None
-    argv: Sequence[str] | None = None
-    """A literal command line (``run_subprocess``), used instead of ``action``."""
-    timeout_s: int | None = None
-    symtab: SymbolTable | None = None
-    env: Mapping[str, str | None] | None = None
-    failure: str | None = None
-    """Set when the session could not prepare the action; it fails before starting."""
-    wrapped: WrappedTarget | None = None
-    """Set when ``action`` is a wrap hook (RFC 0008) running in place of this action;
-    ``kind`` and ``environment_id`` still describe the wrapped action."""
-
-    def ready(self, symtab: SymbolTable, env: Mapping[str, str | None]) -> ActionSetup:
-        return replace(self, symtab=symtab, env=env)
-
-    def failed(self, message: str) -> ActionSetup:
-        return replace(self, failure=message)
+__all__ = ["ActionRun"]
 
 
 _SHELL_STATUS: Mapping[int, tuple[int, str]] = MappingProxyType(
@@ -105,10 +66,6 @@ _SHELL_STATUS: Mapping[int, tuple[int, str]] = MappingProxyType(
 
 class _SetupError(Exception):
     """The action could not be prepared; it fails before its process starts."""
-
-
-EnvChangeRecorder = Callable[[EnvironmentVariableChange], None]
-"""Where an action's ``openjd_env``/``openjd_unset_env`` requests go."""
 
 
 def _exit_code_text(pid: int, code: int) -> str:

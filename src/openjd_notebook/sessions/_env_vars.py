@@ -9,6 +9,7 @@ __all__ = [
     "EnvironmentVariableChange",
     "EnvironmentVariableSetChange",
     "EnvironmentVariableUnsetChange",
+    "SessionVariables",
     "SimplifiedEnvironmentVariableChanges",
 ]
 
@@ -60,3 +61,27 @@ class SimplifiedEnvironmentVariableChanges:
 
     def __repr__(self) -> str:
         return f"SimplifiedEnvironmentVariableChanges({self._changes!r})"
+
+
+class SessionVariables:
+    """Every variable the session's environments defined, in definition order: what a wrap
+    hook sees as ``WrappedAction.Environment`` (RFC 0008).
+
+    Unlike the variables actions run with, it keeps what an exited environment defined; only
+    ``openjd_unset_env`` removes a name.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+
+    def define(self, values: Mapping[str, str]) -> None:
+        self._values.update(values)
+
+    def record(self, change: EnvironmentVariableChange) -> None:
+        if isinstance(change, EnvironmentVariableSetChange):
+            self._values[change.name] = change.value
+        else:
+            self._values.pop(change.name, None)
+
+    def as_list(self) -> tuple[str, ...]:
+        return tuple(f"{name}={value}" for name, value in self._values.items())

@@ -26,10 +26,10 @@ from openjd.model import (
 from openjd.model import version as model_version
 
 from . import _process_tree
-from ._action import ActionKind, ActionRun, ActionSetup, EnvChangeRecorder
+from ._action import ActionRun
 from ._env_vars import (
     EnvironmentVariableChange,
-    EnvironmentVariableSetChange,
+    SessionVariables,
     SimplifiedEnvironmentVariableChanges,
 )
 from ._lifeline import Lifeline
@@ -37,6 +37,7 @@ from ._logging import LogContent, SessionLog
 from ._path_mapping import PathMappingRule, path_mapping_file_text
 from ._process import CancelReason, CancelRequest
 from ._redaction import Redactor
+from ._setup import ActionKind, ActionSetup, EnvChangeRecorder
 from ._status import ActionStatus, SessionCallbackType
 from ._symbols import build_symbol_table, expr_host_rules, resolved_base_entries
 from ._types import (
@@ -53,7 +54,7 @@ from ._users import PosixSessionUser, SessionUser
 from ._version import version as _package_version
 from ._workdir import create_working_directories, default_root, remove_tree
 from ._worker import SerialWorker
-from ._wrap import WrapHook, WrappedTarget, defines_wrap_hooks, wrap_hook
+from ._wrap import WrapHook, find_wrapper, hook_setup, refuse_second_wrap_layer
 
 __all__ = ["Session"]
 
@@ -126,10 +127,7 @@ class Session:
         self._env_changes: dict[EnvironmentIdentifier, SimplifiedEnvironmentVariableChanges] = {}
         self._env_step_names: dict[EnvironmentIdentifier, str] = {}
         self._env_bases: dict[EnvironmentIdentifier, dict[str, Any]] = {}
-        # Every variable the session's environments defined, in definition order, for a wrap
-        # hook's WrappedAction.Environment (RFC 0008): unlike the variables actions run with,
-        # it keeps what an exited environment defined.
-        self._session_variables: dict[str, str] = {}
+        self._session_variables = SessionVariables()
         self._tag_prefix = f"{uuid.uuid4().hex}/"
         self._host_rules = expr_host_rules(self._rules)
         self._rules_file: Path | None = None
@@ -280,7 +278,7 @@ class Session:
             raise RuntimeError(
                 f"Environment {identifier} has already been entered in this Session."
             )
-        self._refuse_second_wrap_layer(environment)
+        refuse_second_wrap_layer(environment, self._environments.values())
         identifier = identifier or f"{self._session_id}:{uuid.uuid4().hex}"
         self._log.section_banner(f"Entering Environment: {environment.name}")
         self._environments[identifier] = environment
@@ -321,19 +319,6 @@ class Session:
         self._entered.pop()
         del self._environments[identifier]
         self._run(setup)
-
-    def _refuse_second_wrap_layer(self, environment: EnvironmentModel) -> None:
-        """RFC 0008: at most one entered environment may define wrap hooks."""
-        if not defines_wrap_hooks(environment):
-            return
-        for existing in self._environments.values():
-            if defines_wrap_hooks(existing):
-                raise RuntimeError(
-                    "RFC 0008: a session may have at most one Environment defining wrap hooks "
-                    f"(onWrapEnvEnter / onWrapTaskRun / onWrapEnvExit). Environment "
-                    f"'{existing.name}' already defines wrap hooks; cannot also enter "
-                    f"'{environment.name}'."
-                )
 
     def _environment_setup(
         self,
@@ -385,23 +370,15 @@ class Session:
         for name, value in resolved.items():
             self._log.info(f"Setting: {name}={value}", LogContent.PARAMETER_INFO)
         self._env_changes[identifier] = SimplifiedEnvironmentVariableChanges(resolved)
-        self._session_variables.update(resolved)
+        self._session_variables.define(resolved)
 
     # ---- wrap actions (RFC 0008) -----------------------------------------------------------
 
     def _wrapper(
         self, hook: WrapHook, exclude: EnvironmentIdentifier | None = None
     ) -> tuple[EnvironmentIdentifier, EnvironmentModel] | None:
-        """The entered environment whose ``hook`` replaces actions, if any.
-
-        ``exclude`` is the environment being entered or exited: an environment's own
-        onEnter and onExit are never wrapped by its own hooks.
-        """
-        for identifier in reversed(self._entered):
-            environment = self._environments[identifier]
-            if identifier != exclude and wrap_hook(environment, hook) is not None:
-                return identifier, environment
-        return None
+        entered = [(identifier, self._environments[identifier]) for identifier in self._entered]
+        return find_wrapper(entered, hook, exclude)
 
     def _wrapped(
         self,
@@ -411,15 +388,12 @@ class Session:
         base: Mapping[str, Any] | None,
         exclude: EnvironmentIdentifier | None = None,
     ) -> ActionSetup:
-        """``setup`` as it runs: unchanged, or the wrapping environment's ``hook`` running in
-        its place with the ``WrappedAction.*`` symbols of it."""
+        """``setup`` as it runs: unchanged, or the wrapping environment's ``hook`` in its
+        place (RFC 0008)."""
         wrapper = self._wrapper(hook, exclude)
         if wrapper is None or setup.action is None or setup.failure is not None:
             return setup
-        assert setup.symtab is not None
-        wrapper_id, wrap_env = wrapper
-        script = wrap_env.script
-        assert script is not None
+        wrapper_id = wrapper[0]
         # The hook resolves in session scope plus its own environment's enter-time context,
         # never in the wrapped action's (a task's Task.Param.* is not the hook's to read).
         hook_base = {**(base or {}), **self._env_bases.get(wrapper_id, {})}
@@ -427,37 +401,13 @@ class Session:
             hook_symtab = self._symbol_table(None, self._env_step_names.get(wrapper_id), hook_base)
         except ValueError as error:
             return setup.failed(str(error))
-        if setup.kind == ActionKind.TASK:
-            subject = "Task action"
-        else:
-            wrapped_name = "onEnter" if setup.kind == ActionKind.ENTER else "onExit"
-            subject = f"{wrapped_name} action of {names.get('WrappedEnv.Name')}"
-        target = WrappedTarget(
-            action=setup.action,
-            symtab=setup.symtab,
-            let=setup.let,
-            files=setup.files,
-            file_prefix=setup.file_prefix,
-            file_scope=setup.file_scope,
-            default_notify_period_s=setup.default_notify_period_s,
-            environment=tuple(f"{name}={value}" for name, value in self._session_variables.items()),
-            names=dict(names),
-            failure_lead=f"Failed to resolve the wrapped {subject} for {wrap_env.name}'s {hook}",
-        )
-        return ActionSetup(
-            kind=setup.kind,
-            title=f"Environment: {wrap_env.name} ({hook})",
-            action=wrap_hook(wrap_env, hook),
-            let=script.let,
-            files=script.embeddedFiles,
-            file_prefix="Env.File",
-            file_scope=wrapper_id,
-            environment_id=setup.environment_id,
-            default_notify_period_s=ENV_ACTION_DEFAULT_NOTIFY_PERIOD_SECONDS,
-            default_timeout_s=ENV_EXIT_DEFAULT_TIMEOUT_SECONDS if hook == "onWrapEnvExit" else None,
-            symtab=hook_symtab,
-            env=setup.env,
-            wrapped=target,
+        return hook_setup(
+            setup,
+            hook,
+            wrapper,
+            hook_symtab=hook_symtab,
+            names=names,
+            environment=self._session_variables.as_list(),
         )
 
     def _env_change_recorder(self, setup: ActionSetup) -> EnvChangeRecorder | None:
@@ -469,24 +419,17 @@ class Session:
         suite (and openjd-rs) expect.
         """
         session_variables = self._session_variables
-
-        def remember(change: EnvironmentVariableChange) -> None:
-            if isinstance(change, EnvironmentVariableSetChange):
-                session_variables[change.name] = change.value
-            else:
-                session_variables.pop(change.name, None)
-
         if setup.kind in (ActionKind.ENTER, ActionKind.EXIT):
             changes = self._env_changes.get(setup.environment_id or "")
 
             def record(change: EnvironmentVariableChange) -> None:
                 if changes is not None:
                     changes.record(change)
-                remember(change)
+                session_variables.record(change)
 
             return record
         if setup.kind == ActionKind.TASK and setup.wrapped is not None:
-            return remember
+            return session_variables.record
         return None
 
     # ---- tasks and subprocesses ---------------------------------------------------------

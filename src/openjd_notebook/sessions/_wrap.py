@@ -9,20 +9,29 @@ replaces as ``WrappedAction.*`` symbols, resolved in the scope that action would
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from openjd.model import SymbolTable
 
 from ._resolve import resolve_args, resolve_cancelation, resolve_timeout
-from ._types import ActionModel, EnvironmentModel
+from ._setup import ActionKind, ActionSetup
+from ._types import (
+    ENV_ACTION_DEFAULT_NOTIFY_PERIOD_SECONDS,
+    ENV_EXIT_DEFAULT_TIMEOUT_SECONDS,
+    ActionModel,
+    EnvironmentModel,
+)
 
 __all__ = [
     "WRAP_HOOKS",
     "WrapHook",
     "WrappedTarget",
     "defines_wrap_hooks",
+    "find_wrapper",
+    "hook_setup",
+    "refuse_second_wrap_layer",
     "wrap_hook",
     "wrapped_action_symbols",
 ]
@@ -84,3 +93,84 @@ def wrapped_action_symbols(target: WrappedTarget, scope: SymbolTable) -> dict[st
         "WrappedAction.Cancelation.NotifyPeriodInSeconds": period,
         **target.names,
     }
+
+
+def refuse_second_wrap_layer(
+    environment: EnvironmentModel, entered: Iterable[EnvironmentModel]
+) -> None:
+    """RFC 0008: at most one entered environment may define wrap hooks."""
+    if not defines_wrap_hooks(environment):
+        return
+    for existing in entered:
+        if defines_wrap_hooks(existing):
+            raise RuntimeError(
+                "RFC 0008: a session may have at most one Environment defining wrap hooks "
+                f"(onWrapEnvEnter / onWrapTaskRun / onWrapEnvExit). Environment "
+                f"'{existing.name}' already defines wrap hooks; cannot also enter "
+                f"'{environment.name}'."
+            )
+
+
+def find_wrapper(
+    entered: Sequence[tuple[str, EnvironmentModel]], hook: WrapHook, exclude: str | None = None
+) -> tuple[str, EnvironmentModel] | None:
+    """The innermost entered environment whose ``hook`` replaces actions, if any.
+
+    ``exclude`` is the environment being entered or exited: an environment's own onEnter
+    and onExit are never wrapped by its own hooks.
+    """
+    for identifier, environment in reversed(entered):
+        if identifier != exclude and wrap_hook(environment, hook) is not None:
+            return identifier, environment
+    return None
+
+
+def hook_setup(
+    setup: ActionSetup,
+    hook: WrapHook,
+    wrapper: tuple[str, EnvironmentModel],
+    *,
+    hook_symtab: SymbolTable,
+    names: Mapping[str, str],
+    environment: tuple[str, ...],
+) -> ActionSetup:
+    """The wrapping environment's ``hook`` set up to run in place of ``setup``.
+
+    ``kind`` and ``environment_id`` stay the wrapped action's (where its ``openjd_env``
+    requests go); the wrapped action itself travels as the ``WrappedTarget``.
+    """
+    wrapper_id, wrap_env = wrapper
+    script = wrap_env.script
+    assert script is not None and setup.action is not None and setup.symtab is not None
+    if setup.kind == ActionKind.TASK:
+        subject = "Task action"
+    else:
+        wrapped_name = "onEnter" if setup.kind == ActionKind.ENTER else "onExit"
+        subject = f"{wrapped_name} action of {names.get('WrappedEnv.Name')}"
+    target = WrappedTarget(
+        action=setup.action,
+        symtab=setup.symtab,
+        let=setup.let,
+        files=setup.files,
+        file_prefix=setup.file_prefix,
+        file_scope=setup.file_scope,
+        default_notify_period_s=setup.default_notify_period_s,
+        environment=environment,
+        names=dict(names),
+        failure_lead=f"Failed to resolve the wrapped {subject} for {wrap_env.name}'s {hook}",
+    )
+    return ActionSetup(
+        kind=setup.kind,
+        title=f"Environment: {wrap_env.name} ({hook})",
+        action=wrap_hook(wrap_env, hook),
+        let=script.let,
+        files=script.embeddedFiles,
+        file_prefix="Env.File",
+        file_scope=wrapper_id,
+        environment_id=setup.environment_id,
+        default_notify_period_s=ENV_ACTION_DEFAULT_NOTIFY_PERIOD_SECONDS,
+        default_timeout_s=ENV_EXIT_DEFAULT_TIMEOUT_SECONDS if hook == "onWrapEnvExit" else None,
+        symtab=hook_symtab,
+        env=setup.env,
+        wrapped=target,
+    )
