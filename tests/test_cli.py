@@ -164,6 +164,21 @@ def test_json_output_of_a_failed_run(
     assert code == 1
     assert document["state"] == "failed" and document["counts"]["failed"] == 1
     assert document["error"].startswith("Bad[0] failed")
+    # The frames that never started are counted, not listed as tasks.
+    assert document["counts"] == {"failed": 1, "not_run": 2}
+    assert document["not_run"] == {"Bad": 2}
+    assert [task["state"] for task in document["tasks"]] == ["failed"]
+
+
+def test_text_output_counts_what_did_not_run(
+    tmp_path: Path, runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = write(tmp_path / "fail.yaml", job(step("Bad", "import sys; sys.exit(2)", "1-3")))
+    assert main(["run", str(template), *runs]) == 1
+    out = capsys.readouterr().out
+    assert "CliJob: failed | 3 tasks: 1 failed, 2 not run" in out
+    assert "not run: 2 of Bad (JobResult.not_run_tasks() lists them)" in out
+    assert "Bad  [" in out and "1/3  1 failed, 2 not run" in out
 
 
 # ---- bad usage: exit 2, one error line, no traceback -----------------------------------------

@@ -25,6 +25,7 @@ from .jobs import (
     Event,
     JobResult,
     LogLines,
+    RunEnded,
     RunStarted,
     TaskEnded,
     TaskOutcome,
@@ -104,12 +105,14 @@ def _environment_row(environment: EnvironmentOutcome) -> dict[str, Any]:
 
 
 def result_document(result: JobResult, working_directories: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``--output json`` object: state, counts, record directory, error and every task."""
+    """The ``--output json`` object: state, counts, record directory, error, every task that
+    ran, and per step how many did not (``not_run``; counted in ``counts`` too)."""
     return {
         "state": result.state,
         "job_name": result.job_name,
         "duration_s": result.duration_s,
         "counts": result.state_counts(),
+        "not_run": result.not_run,
         "run_dir": str(result.run_dir) if result.run_dir is not None else None,
         "error": result.error,
         "working_directories": list(working_directories),
@@ -257,9 +260,14 @@ class HumanReporter(Reporter):
             self._task_ended(event.outcome)
         elif isinstance(event, TaskStarted):
             self._dirty = True
+        elif isinstance(event, RunEnded) and not self._live:
+            # Without live bars, the steps that left tasks unrun say so once more, counted.
+            width = max((len(s.name) for s in self._progress.steps), default=0)
+            steps = [s for s in self._progress.steps if s.not_run]
+            self._write_lines([format_step_line(step, width) for step in steps])
 
     def _task_ended(self, outcome: TaskOutcome) -> None:
-        lines = [] if outcome.state in ("success", "not_run") else [format_task_problem(outcome)]
+        lines = [] if outcome.state == "success" else [format_task_problem(outcome)]
         if not self._live:
             step = self._progress.step(outcome.step)
             width = max(len(s.name) for s in self._progress.steps)

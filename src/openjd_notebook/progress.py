@@ -70,6 +70,8 @@ class StepProgress:
     """Tasks (or chunks) planned; None while adaptive chunking decides."""
     ended: Mapping[str, int] = field(default_factory=dict)
     running: int = 0
+    not_run: int = 0
+    """Selected tasks that did not run: known (and counted, never listed) once the run ended."""
 
     @property
     def done(self) -> int:
@@ -98,6 +100,9 @@ class RunProgress:
             return self._with_step(event.step, lambda s: replace(s, running=s.running + 1))
         if isinstance(event, TaskEnded):
             return self._with_step(event.outcome.step, lambda s: _ended(s, event.outcome.state))
+        if isinstance(event, RunEnded):
+            counts = _not_run_counts(event.result)
+            return RunProgress(tuple(replace(s, not_run=counts.get(s.name, 0)) for s in self.steps))
         return self
 
     def step(self, name: str) -> StepProgress | None:
@@ -105,6 +110,12 @@ class RunProgress:
 
     def _with_step(self, name: str, change: Callable[[StepProgress], StepProgress]) -> RunProgress:
         return RunProgress(tuple(change(s) if s.name == name else s for s in self.steps))
+
+
+def _not_run_counts(result: Any) -> Mapping[str, int]:
+    """The result's not-run count per step (``JobResult.not_run``), {} for anything else."""
+    counts = getattr(result, "not_run", None)
+    return counts if isinstance(counts, Mapping) else {}
 
 
 def _ended(step: StepProgress, state: str) -> StepProgress:
@@ -237,7 +248,10 @@ class LiveRun:
             case EnvironmentEntered():
                 return replace(self, workers=self.workers | {event.worker})
             case RunEnded():
-                return replace(self, state=event.state, ended_at=event.ended, running=())
+                progress = self.progress.with_event(event)
+                return replace(
+                    self, state=event.state, ended_at=event.ended, running=(), progress=progress
+                )
         return self
 
     def with_cancel(self, *, force: bool, grace_s: float | None, now: datetime) -> LiveRun:
@@ -316,11 +330,14 @@ def format_bar(done: int, total: int | None, width: int = _BAR_WIDTH) -> str:
 
 
 def format_step_counts(step: StepProgress, separator: str = "  ") -> str:
-    """``7/12  2 failed, 1 running``: tasks ended of planned, then what needs attention."""
+    """``7/12  2 failed, 1 running``: tasks ended of planned, then what needs attention
+    (and, once the run ended, ``3 not run``)."""
     total = "?" if step.total is None else str(step.total)
     notes = [f"{step.ended[s]} {s}" for s in _PROBLEM_STATES if step.ended.get(s)]
     if step.running:
         notes.append(f"{step.running} running")
+    if step.not_run:
+        notes.append(f"{step.not_run} not run")
     return f"{step.done}/{total}" + (separator + ", ".join(notes) if notes else "")
 
 

@@ -142,7 +142,7 @@ def test_a_full_disk_fails_the_task_with_the_reason_and_the_run_still_ends(
     assert first["state"] == "failed"
     assert first["fail_message"] == "no space left on device while writing the log"
     # The run stops like after any failure: the other frames do not run.
-    assert list(result.tasks["state"])[1:] == ["not_run", "not_run"]
+    assert len(result.tasks) == 1 and result.not_run == {"Render": 2}
     # Room was made for the final record, which says what happened.
     record = load_run(result.run_dir)
     assert record.state == "failed"

@@ -183,10 +183,12 @@ def test_finish_writes_tables_and_the_final_record(tmp_path: Path) -> None:
     assert body["state"] == "failed" and body["duration_s"] == 4.0
     assert body["error"] == "1 task failed"
     assert body["parameter_columns"]["Encode"] == [["Frames", "CHUNK[INT]"], ["Out", "PATH"]]
-    assert len(body["tasks"]) == 4 and body["tasks"][0]["parameters"]["Frame"] == 1
+    # Rows for the tasks that ran; the one that did not is counted.
+    assert len(body["tasks"]) == 3 and body["tasks"][0]["parameters"]["Frame"] == 1
+    assert body["not_run"] == {"Encode": 1}
     tasks_csv = pd.read_csv(recorder.run_dir / "tasks.csv")
     assert list(tasks_csv.columns) == list(result.tasks.columns)
-    assert tasks_csv["state"].tolist() == ["success", "success", "failed", "not_run"]
+    assert tasks_csv["state"].tolist() == ["success", "success", "failed"]
     envs_csv = pd.read_csv(recorder.run_dir / "environments.csv")
     assert envs_csv["name"].tolist() == ["Blender Env"]
     assert not list(recorder.run_dir.glob(".*.tmp"))
@@ -214,7 +216,9 @@ def test_load_run_accepts_the_run_json_path_and_a_string(tmp_path: Path) -> None
 
 def test_a_float_parameter_written_as_an_integer_loads_as_float(tmp_path: Path) -> None:
     recorder = start(tmp_path)
-    task = TaskOutcome(step="Render", task=0, parameters={"Frame": 1, "Scale": 2, "Camera": "c"})
+    task = TaskOutcome(
+        step="Render", task=0, parameters={"Frame": 1, "Scale": 2, "Camera": "c"}, state="success"
+    )
     recorder.finish(state="success", ended=T0, tasks=[task], environments=[],
                     parameter_columns=COLUMNS)  # fmt: skip
     assert type(load_run(recorder.run_dir).task_outcomes[0].parameters["Scale"]) is float
@@ -264,15 +268,19 @@ def test_runs_lists_newest_first_and_skips_junk(tmp_path: Path) -> None:
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "run.json").write_text("{oops")
     (tmp_path / "not-a-dir.txt").write_text("x")
-    frame = runs(tmp_path)
+    with pytest.warns(UserWarning, match=r"skipped .*broken.run\.json: .*cannot read run record"):
+        frame = runs(tmp_path)
     assert list(frame.columns) == list(RUNS_COLUMNS)
     assert frame["job_name"].tolist() == ["New", "Live", "Old"]
     assert frame["path"].tolist() == [new.run_dir, running.run_dir, old.run_dir]
     assert frame["run_id"].tolist() == [new.run_id, running.run_id, old.run_id]
     assert frame["state"].tolist() == ["failed", "running", "success"]
     assert frame["tasks"].tolist() == [4, 0, 4]
+    assert frame["not_run"].tolist() == [1, 0, 1]
     assert frame["succeeded"].tolist() == [2, 0, 2]
     assert frame["failed"].tolist() == [1, 0, 1]
+    # Only the broken record is reported: a directory without run.json is not a record.
+    assert list(frame.attrs["skipped"]) == [str(tmp_path / "broken" / "run.json")]
     assert frame["template_digest"].tolist() == ["sha256:abc"] * 3
     assert str(frame["started"].dtype).startswith("datetime64") and frame["started"].dt.tz
     assert frame["duration_s"].tolist()[0] == 4.0 and pd.isna(frame["duration_s"].iloc[1])
@@ -298,3 +306,43 @@ def test_log_paths_can_be_taken_from_several_threads(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert len(set(results)) == 80
+
+
+REAL_TEMPLATE = """\
+specificationVersion: jobtemplate-2023-09
+name: Real
+parameterDefinitions: [{name: Last, type: INT}]
+steps:
+- name: Render
+  parameterSpace:
+    taskParameterDefinitions: [{name: Frame, type: INT, range: "1-{{Param.Last}}"}]
+  script: {actions: {onRun: {command: "true"}}}
+"""
+
+
+def test_a_crashed_run_counts_what_did_not_run_from_its_template(tmp_path: Path) -> None:
+    recorder = RunRecorder.create(
+        root=tmp_path,
+        job_name="Real",
+        template_text=REAL_TEMPLATE,
+        template_digest="sha256:real",
+        # An external environment's parameter is recorded too; the job ignores it.
+        parameters={"Last": "6", "EnvOnly": "x"},
+        options={"step": None, "tasks": "Frame=2-5", "max_tasks": None},
+        started=T0,
+        parameter_columns={"Render": [("Frame", "INT")]},
+    )
+    recorder.append_task(TaskOutcome("Render", 1, {"Frame": 2}, state="success"))
+    loaded = load_run(recorder.run_dir)
+    assert loaded.state == "failed" and list(loaded.tasks["Frame"]) == [2]
+    assert loaded.not_run == {"Render": 3}
+    assert list(loaded.not_run_tasks()["Frame"]) == [3, 4, 5]
+    # The listing does not re-create jobs: a running record counts nothing as not run.
+    assert runs(tmp_path)[["state", "tasks", "not_run"]].values.tolist() == [["running", 1, 0]]
+
+
+def test_a_record_whose_template_no_longer_makes_the_job_still_loads(tmp_path: Path) -> None:
+    loaded = load_run(finish(start(tmp_path)).run_dir)  # type: ignore[arg-type]
+    assert loaded.not_run == {"Encode": 1}
+    with pytest.raises(RunRecordError, match="cannot list the tasks that did not run"):
+        loaded.not_run_tasks()

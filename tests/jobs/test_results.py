@@ -132,9 +132,9 @@ def test_outcome_values_reach_the_table() -> None:
 
 
 def test_missing_values_are_missing() -> None:
-    frame = make_result(tasks=[TaskOutcome(step="Render", task=0)]).tasks
+    frame = make_result(tasks=[TaskOutcome(step="Render", task=0, state="canceled")]).tasks
     row = frame.iloc[0]
-    assert row["state"] == "not_run"
+    assert row["state"] == "canceled"
     for column in ("exit_code", "started", "ended", "duration_s", "progress", "worker", "log_path"):
         assert pd.isna(row[column]), column
 
@@ -273,3 +273,59 @@ def test_equality_covers_outcomes_and_ignores_run_dir(tmp_path: Path) -> None:
     assert make_result() != make_result(run_id="other")
     assert make_result() != make_result(parameter_columns={"Render": [("Frame", "INT")]})
     assert make_result() != "not a result"
+
+
+# ---- tasks that did not run: counted, listed on demand ---------------------------------------
+
+
+def test_not_run_counts_join_every_count_shown() -> None:
+    result = make_result(Path("/records/demo"), not_run={"Render": 182, "Encode": 1})
+    assert result.not_run == {"Render": 182, "Encode": 1}
+    assert result.state_counts() == {"success": 3, "failed": 1, "not_run": 183}
+    assert repr(result) == (
+        "<JobResult 'Demo' failed: 187 tasks: 3 success, 1 failed, 183 not run, 13.0 s>"
+    )
+    text = result.summary_text()
+    assert "187 tasks: 3 success, 1 failed, 183 not run" in text.splitlines()[0]
+    assert text.splitlines()[-1] == (
+        "not run: 182 of Render, 1 of Encode (JobResult.not_run_tasks() lists them)"
+    )
+    assert "not run: 182 of Render, 1 of Encode" in result._repr_html_()
+    assert len(result.tasks) == 4  # rows only for the tasks that ran
+    assert result.tasks.attrs["not_run"] == result.not_run
+    assert result.failures.attrs["not_run"] == result.not_run
+    with pytest.raises(JobFailedError, match="not run: 182 of Render"):
+        result.raise_for_state()
+
+
+def test_not_run_rows_of_older_records_are_counted_and_listed() -> None:
+    legacy = [TaskOutcome(step="Render", task=i, parameters={"Frame": i + 1}) for i in (3, 4)]
+    result = make_result(tasks=[render_task(0), *legacy])
+    assert list(result.tasks["task"]) == [0] and result.not_run == {"Render": 2}
+    listed = result.not_run_tasks()
+    assert list(listed["task"]) == [3, 4] and set(listed["state"]) == {"not_run"}
+    assert list(listed.columns) == list(result.tasks.columns)
+    assert list(result.not_run_tasks(limit=1)["Frame"]) == [4]
+    assert result.not_run_tasks("Encode").empty
+
+
+def test_not_run_tasks_need_a_selection_to_be_listed() -> None:
+    counted = make_result(not_run={"Render": 3})
+    with pytest.raises(LookupError, match="no selection"):
+        counted.not_run_tasks()
+    assert make_result().not_run_tasks().empty  # nothing to list needs no selection
+    with pytest.raises(TaskNotFoundError, match="no step 'Nope'"):
+        counted.not_run_tasks("Nope")
+
+
+def test_a_task_that_did_not_run_has_no_log(tmp_path: Path) -> None:
+    result = make_result(tmp_path, not_run={"Render": 5})
+    with pytest.raises(LogNotAvailableError, match=r"task 9 of step 'Render' has no log.*5 tasks"):
+        result.log("Render", 9)
+    with pytest.raises(TaskNotFoundError, match=r"no task 9 in step 'Encode'; its tasks are 0"):
+        result.log("Encode", 9)
+
+
+def test_equality_covers_the_not_run_counts() -> None:
+    assert make_result(not_run={"Render": 2}) != make_result(not_run={"Render": 3})
+    assert make_result(not_run={"Render": 0}) == make_result()

@@ -87,6 +87,17 @@ def test_a_failure_prints_the_problem_and_a_failed_summary(
     assert "Test Job: failed" in out
 
 
+def test_tasks_that_did_not_run_are_counted_in_the_summary(
+    capsys: pytest.CaptureFixture[str], roots: dict[str, Any]
+) -> None:
+    code = "import sys; sys.exit(3 if {{Task.Param.Frame}} == 1 else 0)"
+    result = run_with(ConsoleView("Test Job", ViewOptions()), template(frames(5, code)), **roots)
+    out = capsys.readouterr().out
+    assert result.not_run == {"Render": 4}
+    assert "5 tasks: 1 failed, 4 not run" in out
+    assert "not run: 4 of Render (JobResult.not_run_tasks() lists them)" in out
+
+
 def test_several_workers_prefix_their_output(
     capsys: pytest.CaptureFixture[str], roots: dict[str, Any]
 ) -> None:

@@ -237,6 +237,20 @@ def test_a_failed_step_turns_red_and_stays_red(shown: DisplaySpy, roots: dict[st
     assert "failed" in bundle["text/plain"] and "failed" in bundle["text/html"]
 
 
+def test_tasks_that_did_not_run_show_as_a_count(shown: DisplaySpy, roots: dict[str, Any]) -> None:
+    code = "import sys; sys.exit(3 if {{Task.Param.Frame}} == 1 else 0)"
+    view = Dashboard("Test Job", FAST)
+    result = run_with(view, template(frames(6, code)), **roots)
+    assert result.not_run == {"Render": 5}
+    counts = view.widgets.bars[0][1].value
+    assert "1/6, 1 failed, 5 not run" in counts
+    assert "Tasks: 1 ended (1 failed), 0 running, 5 not run" in view.widgets.table.value
+    assert len(table_rows(view)) == 1  # rows only for what ran
+    bundle = shown.updates[0][0]
+    assert "6 tasks: 1 failed, 5 not run" in bundle["text/plain"]
+    assert "not run: 5 of Render" in bundle["text/html"]
+
+
 def test_running_tasks_show_progress_and_status_and_interrupts_show_in_the_header(
     shown: DisplaySpy, roots: dict[str, Any]
 ) -> None:

@@ -189,3 +189,4 @@ def test_a_kernel_going_away_mid_run_leaves_a_final_record(
     record = final_record(tmp_path)
     assert record["state"] == "canceled" and record["ended"] is not None
     assert [task["state"] for task in record["tasks"]] == ["canceled"]
+    assert record["error"] == ("the kernel restarted" if restart else "the kernel shut down")

@@ -8,6 +8,7 @@ from typing import Any
 
 from openjd_notebook import cli_output, progress
 from openjd_notebook.jobs import (
+    JobResult,
     LogLines,
     RunEnded,
     RunStarted,
@@ -117,6 +118,33 @@ def test_step_counts_say_what_needs_attention() -> None:
     assert format_step_counts(step) == "7/12  2 failed, 1 running"
     assert format_step_counts(step, separator=", ") == "7/12, 2 failed, 1 running"
     assert format_step_counts(StepProgress("Chunks", None)) == "0/?"
+    assert format_step_counts(StepProgress("R", 5, {"canceled": 1}, not_run=4)) == (
+        "1/5  1 canceled, 4 not run"
+    )
+
+
+def test_the_end_of_the_run_brings_the_not_run_counts() -> None:
+    result = JobResult(
+        job_name="Job",
+        state="canceled",
+        started=T0,
+        ended=at(3),
+        tasks=[TaskOutcome("Render", 0, state="canceled")],
+        environments=[],
+        parameter_columns={"Render": [], "Encode": []},
+        run_dir=None,
+        not_run={"Render": 999_999, "Encode": 1},
+    )
+    live = fold(LiveRun.create("Job"), started(Render=1_000_000, Encode=1))
+    live = fold(
+        live, task_ended("Render", 0, "canceled"), RunEnded("r1", "canceled", at(3), result)
+    )
+    render, encode = live.progress.steps
+    assert (render.not_run, encode.not_run) == (999_999, 1)
+    assert format_step_counts(render) == "1/1000000  1 canceled, 999999 not run"
+    assert format_step_counts(encode) == "0/1  1 not run"
+    # An end without a result (or with something else) counts nothing as not run.
+    assert fold(live, RunEnded("r1", "canceled", at(4), None)).progress.steps[0].not_run == 0
 
 
 def test_the_log_tail_drops_banners_and_keeps_the_last_lines() -> None:

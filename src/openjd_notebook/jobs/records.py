@@ -14,6 +14,16 @@ Every folder of a record is 0700 and every file 0600, whatever the umask: logs h
 printed (see ``private_files``). run.json is the source of truth: :func:`load_run` rebuilds typed
 values from it, never from CSV. Until the run ends (or when its process was killed) run.json says
 "running" and the task rows come from tasks.jsonl, which survives the death of its writer.
+
+run.json holds a row per task that ran and, under "not_run", how many selected tasks of each step
+did not: a canceled run of a million tasks stays small. Records of earlier versions listed those
+tasks as "not_run" rows; they load, counted. The list of tasks that did not run is re-created on
+demand from the template text, parameter values and options the record holds.
+
+A record is plain files anyone may edit or replace, so reading one is defensive: run.json is read
+only when it is a regular file of at most ``MAX_RECORD_BYTES`` (a FIFO or ``/dev/zero`` cannot
+hang or exhaust a reader), every field's type is checked, and :func:`runs` skips a bad record
+with a warning instead of failing for the whole folder.
 """
 
 from __future__ import annotations
@@ -23,9 +33,11 @@ import os
 import platform
 import re
 import socket
+import stat
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -36,14 +48,24 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .selection import StepPlan
+
 from .action_logs import environment_log_name, safe_name, task_log_name
-from .errors import JobsError
-from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
+from .errors import InputFileError, JobsError
+from .input_files import read_text_file
+from .outcomes import (
+    ENVIRONMENT_SCOPES,
+    TASK_STATES,
+    EnvironmentOutcome,
+    RunState,
+    TaskOutcome,
+)
 from .private_files import PRIVATE_DIR_MODE, make_private_dirs, open_private
-from .results import JobResult, ParameterColumns
+from .results import JobResult, ParameterColumns, SelectionSource
 
 __all__ = [
     "DEFAULT_RUNS_ROOT",
+    "MAX_RECORD_BYTES",
     "RECORD_FORMAT",
     "RUNS_COLUMNS",
     "RunRecordError",
@@ -67,11 +89,21 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "failed",
     "path",
     "template_digest",
+    "not_run",
 )
+"""``tasks`` counts every selected task: those that ran and the ``not_run`` ones."""
+MAX_RECORD_BYTES = 512 * 1024 * 1024
+"""The largest run.json (or tasks.jsonl) read: 512 MiB, about a million rows of tasks that ran."""
 INCOMPLETE_ERROR = "the run did not finish (record incomplete)"
 _RUNNING = "running"
 _RUN_STATES = ("success", "failed", "canceled")
 _FAILURE_STATES = ("failed", "timeout", "canceled")
+_JOURNAL_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of waiting for a writer
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_NAME = 60
 
@@ -97,6 +129,8 @@ class RunRecorder:
     started: datetime
     header: Mapping[str, Any]
     """Everything in run.json known at start (template, parameters, options, versions, host)."""
+    selection: SelectionSource | None = None
+    """The run's step plans, to count and list the tasks that did not run."""
 
     @classmethod
     def create(
@@ -111,6 +145,7 @@ class RunRecorder:
         started: datetime,
         run_id: str | None = None,
         parameter_columns: ParameterColumns | None = None,
+        selection: SelectionSource | None = None,
     ) -> RunRecorder:
         """Make a new, unique record directory under ``root`` and write run.json as running.
 
@@ -132,7 +167,7 @@ class RunRecorder:
             # Known at start, so the task rows of a run that never finishes load typed.
             "parameter_columns": _parameter_columns_json(parameter_columns or {}),
         }
-        recorder = cls(run_dir, run_id, job_name, started, header)
+        recorder = cls(run_dir, run_id, job_name, started, header, selection)
         recorder._write_run_json(state=_RUNNING, ended=None)
         return recorder
 
@@ -170,8 +205,13 @@ class RunRecorder:
         environments: Sequence[EnvironmentOutcome],
         parameter_columns: ParameterColumns,
         error: str | None = None,
+        not_run: Mapping[str, int] | None = None,
     ) -> JobResult:
-        """Write the CSV tables and the final run.json; return the run's :class:`JobResult`."""
+        """Write the CSV tables and the final run.json; return the run's :class:`JobResult`.
+
+        ``tasks`` are the tasks that ran; ``not_run`` counts the others per step (when not
+        given, the recorder's selection counts them).
+        """
         result = JobResult(
             job_name=self.job_name,
             state=state,
@@ -183,6 +223,8 @@ class RunRecorder:
             run_dir=self.run_dir,
             run_id=self.run_id,
             error=error,
+            not_run=not_run,
+            selection=self.selection,
         )
         try:
             self._write_run_json(state=state, ended=ended, result=result)
@@ -206,6 +248,8 @@ class RunRecorder:
                 run_dir=self.run_dir,
                 run_id=self.run_id,
                 error=f"{error}; {note}" if error else note,
+                not_run=result.not_run,
+                selection=self.selection,
             )
         return result
 
@@ -285,6 +329,7 @@ def _outcomes_json(result: JobResult) -> dict[str, Any]:
         "error": result.error,
         "parameter_columns": _parameter_columns_json(result.parameter_columns),
         "tasks": [_outcome_json(t) for t in result.task_outcomes],
+        "not_run": result.not_run,
         "environments": [_outcome_json(e) for e in result.environment_outcomes],
     }
 
@@ -301,17 +346,26 @@ def _outcome_json(outcome: TaskOutcome | EnvironmentOutcome) -> dict[str, Any]:
     return body
 
 
-def _task_from_json(body: Mapping[str, Any], types: Mapping[str, str]) -> TaskOutcome:
-    values = _known_fields(TaskOutcome, body)
+def _task_from_json(body: Any, types: Mapping[str, str]) -> TaskOutcome:
+    values = _known_fields(TaskOutcome, _mapping(body, "a task row"))
+    _check_kinds(values, _TASK_FIELD_KINDS, "a task row")
+    if values.get("state", "not_run") not in TASK_STATES:
+        raise ValueError(f"a task row has the unknown state {values['state']!r}")
+    parameters = _mapping(values.get("parameters") or {}, "a task's parameters")
     values["parameters"] = {
-        name: _typed_parameter(value, types.get(name))
-        for name, value in dict(values.get("parameters") or {}).items()
+        str(name): _typed_parameter(value, types.get(name)) for name, value in parameters.items()
     }
     return TaskOutcome(**values)
 
 
-def _environment_from_json(body: Mapping[str, Any]) -> EnvironmentOutcome:
-    return EnvironmentOutcome(**_known_fields(EnvironmentOutcome, body))
+def _environment_from_json(body: Any) -> EnvironmentOutcome:
+    values = _known_fields(EnvironmentOutcome, _mapping(body, "an environment row"))
+    _check_kinds(values, _ENVIRONMENT_FIELD_KINDS, "an environment row")
+    if values.get("scope") not in ENVIRONMENT_SCOPES:
+        raise ValueError(f"an environment row has the unknown scope {values.get('scope')!r}")
+    if values.get("state") not in TASK_STATES:
+        raise ValueError(f"an environment row has the unknown state {values.get('state')!r}")
+    return EnvironmentOutcome(**values)
 
 
 def _known_fields(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,12 +373,83 @@ def _known_fields(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
     values = {f.name: body[f.name] for f in fields(cls) if f.name in body}
     for name in ("started", "ended"):
         if values.get(name) is not None:
-            values[name] = datetime.fromisoformat(values[name])
+            values[name] = datetime.fromisoformat(_text(values[name], name))
     return values
+
+
+# What each field of a row may hold in JSON; a dataclass does not check what it is given.
+_TEXT, _OPTIONAL_TEXT, _INT, _OPTIONAL_INT, _OPTIONAL_NUMBER = range(5)
+_TASK_FIELD_KINDS = {
+    "step": _TEXT,
+    "task": _INT,
+    "state": _TEXT,
+    "exit_code": _OPTIONAL_INT,
+    "progress": _OPTIONAL_NUMBER,
+    "status_message": _OPTIONAL_TEXT,
+    "fail_message": _OPTIONAL_TEXT,
+    "worker": _OPTIONAL_TEXT,
+    "log_path": _OPTIONAL_TEXT,
+    "attempts": _INT,
+}
+_ENVIRONMENT_FIELD_KINDS = {
+    "name": _TEXT,
+    "scope": _TEXT,
+    "step": _OPTIONAL_TEXT,
+    "worker": _TEXT,
+    "state": _TEXT,
+    "log_path": _OPTIONAL_TEXT,
+}
+
+
+def _check_kinds(values: Mapping[str, Any], kinds: Mapping[str, int], what: str) -> None:
+    for name, kind in kinds.items():
+        if name in values and not _is_kind(values[name], kind):
+            raise ValueError(f"{what} has {name} = {_short(values[name])}")
+
+
+def _is_kind(value: Any, kind: int) -> bool:
+    if value is None:
+        return kind in (_OPTIONAL_TEXT, _OPTIONAL_INT, _OPTIONAL_NUMBER)
+    if kind in (_TEXT, _OPTIONAL_TEXT):
+        return isinstance(value, str)
+    if kind in (_INT, _OPTIONAL_INT):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} is {_short(value)}, not an object")
+    return value
+
+
+def _sequence(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{what} is {_short(value)}, not a list")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is {_short(value)}, not text")
+    return value
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else _text(value, what)
 
 
 def _typed_parameter(value: Any, kind: str | None) -> Any:
     # JSON writes 2.0 as 2.0 but a FLOAT parameter given as 2 comes back as int; restore it.
+    if value is not None and not isinstance(value, (str, int, float)):
+        raise TypeError(f"a task parameter is {_short(value)}, not a value")
     if value is None or kind is None:
         return value
     if kind == "INT":
@@ -336,87 +461,182 @@ def _typed_parameter(value: Any, kind: str | None) -> Any:
 
 # -- reading ----------------------------------------------------------------------------------
 
+_RECORD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError)
+"""What a record of valid JSON but wrong content raises while it is turned into values."""
+
 
 def load_run(path: str | Path) -> JobResult:
     """The :class:`JobResult` recorded in a run directory (or its run.json).
 
     A run that never finished (the process died) loads as failed with an explanatory error.
+    A record whose run.json is not a regular file, too large, not JSON or of the wrong shape
+    raises :class:`RunRecordError` naming the file and the problem.
     """
     run_file = _run_file(Path(path))
     body = _read_run_json(run_file)
     try:
-        return _result_from_json(body, run_file.parent.absolute())
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return _result_from_json(body, run_file.parent.absolute(), run_file)
+    except _RECORD_ERRORS as exc:
         raise RunRecordError(f"{run_file}: malformed run record ({_describe(exc)})") from exc
 
 
 def _run_file(path: Path) -> Path:
     run_file = path if path.name == RUN_FILE and not path.is_dir() else path / RUN_FILE
-    if not run_file.is_file():
+    if not os.path.lexists(run_file):
         raise RunRecordError(f"{run_file}: no run record here (run.json is missing)")
     return run_file
 
 
 def _read_run_json(run_file: Path) -> dict[str, Any]:
     try:
-        body = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = read_text_file(run_file, what="run record", limit=MAX_RECORD_BYTES)
+    except InputFileError as exc:  # a FIFO, a device, too large, not UTF-8: says which
+        raise RunRecordError(str(exc)) from exc
+    except OSError as exc:
         raise RunRecordError(f"{run_file}: cannot read run record ({exc})") from exc
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(f"{run_file}: cannot read run record ({exc})") from exc
+    except RecursionError:
+        raise RunRecordError(f"{run_file}: run record is nested too deeply to read") from None
     if not isinstance(body, dict):
         raise RunRecordError(f"{run_file}: run record is not a JSON object")
     return body
 
 
-def _result_from_json(body: Mapping[str, Any], run_dir: Path) -> JobResult:
+def _result_from_json(body: Mapping[str, Any], run_dir: Path, run_file: Path) -> JobResult:
     state = body["state"]
     if state not in (*_RUN_STATES, _RUNNING):
-        raise ValueError(f"unknown state {state!r}")
+        raise ValueError(f"unknown state {_short(state)}")
     columns = _parameter_columns_from_json(body.get("parameter_columns") or {})
     types = {name: kind for params in columns.values() for name, kind in params}
     finished = state != _RUNNING
-    task_rows = body.get("tasks") if finished else _appended_task_rows(run_dir)
+    rows = body.get("tasks") if finished else _appended_task_rows(run_dir)
+    environments = _sequence(body.get("environments"), "environments")
     return JobResult(
-        job_name=str(body["job_name"]),
+        job_name=_text(body["job_name"], "job_name"),
         state=cast(RunState, state if finished else "failed"),
-        started=datetime.fromisoformat(body["started"]),
+        started=datetime.fromisoformat(_text(body["started"], "started")),
         ended=_optional_time(body.get("ended")),
-        tasks=[_task_from_json(t, types) for t in task_rows or []],
-        environments=[_environment_from_json(e) for e in body.get("environments") or []],
+        tasks=[_task_from_json(t, types) for t in _sequence(rows, "tasks")],
+        environments=[_environment_from_json(e) for e in environments],
         parameter_columns=columns,
         run_dir=run_dir,
-        run_id=str(body.get("run_id", "")),
-        error=body.get("error") if finished else INCOMPLETE_ERROR,
+        run_id=str(_optional_text(body.get("run_id"), "run_id") or ""),
+        error=_optional_text(body.get("error"), "error") if finished else INCOMPLETE_ERROR,
+        # Records of earlier versions have no counts but list the tasks as "not_run" rows.
+        not_run=_not_run_from_json(body.get("not_run")) if finished else None,
+        selection=_recorded_selection(body, run_file),
+    )
+
+
+def _not_run_from_json(body: Any) -> dict[str, int]:
+    if body is None:
+        return {}
+    counts = {}
+    for step, count in _mapping(body, "not_run").items():
+        if not _is_kind(count, _INT) or count < 0:
+            raise ValueError(f"not_run of step {step!r} is {_short(count)}, not a count")
+        counts[str(step)] = count
+    return counts
+
+
+def _recorded_selection(body: Mapping[str, Any], run_file: Path) -> SelectionSource:
+    """The run's step plans, re-created once, when first asked, from what the record holds.
+
+    Only the template text, parameter values and options are kept, not the parsed rows.
+    """
+    template = body.get("template")
+    text = template.get("text") if isinstance(template, Mapping) else None
+    parameters, options = body.get("parameters"), body.get("options")
+    made: list[Sequence[StepPlan]] = []
+
+    def plans() -> Sequence[StepPlan]:
+        if not made:
+            try:
+                made.append(_plans_from_record(text, parameters, options))
+            except (JobsError, *_RECORD_ERRORS) as exc:
+                raise RunRecordError(
+                    f"{run_file}: cannot list the tasks that did not run: the record's template "
+                    f"and values do not re-create the job ({_describe(exc)})"
+                ) from exc
+        return made[0]
+
+    return plans
+
+
+def _plans_from_record(text: Any, parameters: Any, options: Any) -> list[StepPlan]:
+    from .selection import plan_steps
+    from .template import Template
+
+    template = Template.from_text(_text(text, "the template text"))
+    declared = {str(p.name) for p in getattr(template.model, "parameterDefinitions", None) or []}
+    # Values of external environments' parameters are recorded too; the job takes its own.
+    values = {n: v for n, v in _mapping(parameters or {}, "parameters").items() if n in declared}
+    instance = template.instantiate(values)
+    chosen = _mapping(options or {}, "options")
+    return plan_steps(
+        instance.job,
+        step=_optional_text(chosen.get("step"), "options.step"),
+        tasks=chosen.get("tasks"),
+        max_tasks=chosen.get("max_tasks"),
+        run_dependencies=bool(chosen.get("run_dependencies", True)),
     )
 
 
 def _appended_task_rows(run_dir: Path) -> list[dict[str, Any]]:
     """The rows in tasks.jsonl; a last line cut short by the writer's death is skipped."""
-    try:
-        text = (run_dir / TASK_ROWS_FILE).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
+    text = _read_journal(run_dir / TASK_ROWS_FILE)
     rows = []
     for line in text.splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(row, dict):
             rows.append(row)
     return rows
 
 
-def _parameter_columns_from_json(body: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    return {step: [(str(n), str(k)) for n, k in params] for step, params in body.items()}
+def _read_journal(path: Path) -> str:
+    """tasks.jsonl as text, "" when it cannot be read; a regular file of a bounded size only.
+
+    Not ``read_text_file``: a last line cut short may end inside a UTF-8 sequence, and the
+    rows before it still count.
+    """
+    try:
+        fd = os.open(path, _JOURNAL_OPEN_FLAGS)
+    except OSError:
+        return ""
+    with open(fd, "rb", closefd=True) as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        data = file.read(MAX_RECORD_BYTES)
+    return data.decode("utf-8", errors="replace")
 
 
-def _optional_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+def _parameter_columns_from_json(body: Any) -> dict[str, list[tuple[str, str]]]:
+    columns = {}
+    for step, params in _mapping(body, "parameter_columns").items():
+        pairs = []
+        for pair in _sequence(params, f"parameter_columns of {step}"):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ValueError(f"parameter_columns of {step} holds {_short(pair)}")
+            pairs.append((_text(pair[0], "a parameter name"), _text(pair[1], "a parameter type")))
+        columns[str(step)] = pairs
+    return columns
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(_text(value, "a time"))
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -426,47 +646,70 @@ def _describe(exc: BaseException) -> str:
 def runs(root: str | Path | None = None) -> pd.DataFrame:
     """One row per run record under ``root`` (default ``./openjd-runs``), newest first.
 
-    Directories without a readable run.json are skipped. A run still in progress, or one whose
-    process died, shows state "running".
+    Directories without run.json are not records and are passed over. A record that cannot be
+    read (not a regular file, too large, not JSON, fields of the wrong type) is skipped with a
+    warning naming it and why; ``frame.attrs["skipped"]`` maps each such path to the reason.
+    A run still in progress, or one whose process died, shows state "running". ``tasks``
+    counts the selected tasks, ``not_run`` those of them that did not run.
     """
     import pandas as pd
 
-    rows = list(_run_rows(Path(root) if root is not None else DEFAULT_RUNS_ROOT))
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    for run_dir in _run_dirs(Path(root) if root is not None else DEFAULT_RUNS_ROOT):
+        try:
+            row = _run_row(run_dir)
+        except (RunRecordError, *_RECORD_ERRORS) as exc:
+            reason = str(exc) if isinstance(exc, RunRecordError) else _describe(exc)
+            skipped[str(run_dir / RUN_FILE)] = reason
+            warnings.warn(f"runs(): skipped {run_dir / RUN_FILE}: {reason}", stacklevel=2)
+            continue
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=list(RUNS_COLUMNS))
-    frame["started"] = pd.to_datetime(frame["started"], utc=True, format="ISO8601")
+    frame["started"] = pd.to_datetime(frame["started"], utc=True)
     frame["duration_s"] = frame["duration_s"].astype("float64")
-    for column in ("tasks", "succeeded", "failed"):
+    for column in ("tasks", "succeeded", "failed", "not_run"):
         frame[column] = frame[column].astype("int64")
     frame = frame.sort_values(["started", "run_id"], ascending=False, kind="stable")
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
-def _run_rows(root: Path) -> Iterator[dict[str, Any]]:
-    if not root.is_dir():
-        return
-    for run_dir in root.iterdir():
-        row = _run_row(run_dir)
-        if row is not None:
-            yield row
-
-
-def _run_row(run_dir: Path) -> dict[str, Any] | None:
+def _run_dirs(root: Path) -> Iterator[Path]:
     try:
-        body = _read_run_json(run_dir / RUN_FILE)
-        datetime.fromisoformat(body["started"])
-    except (RunRecordError, KeyError, TypeError, ValueError):
-        return None  # not a record (or a broken one): listing must not fail because of it
-    rows = body.get("tasks") if body.get("state") != _RUNNING else _appended_task_rows(run_dir)
-    states = [t.get("state") for t in rows or [] if isinstance(t, dict)]
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
+        return
+    for entry in entries:
+        # lexists: a run.json that is a link to nowhere is a broken record, not no record.
+        if entry.is_dir() and os.path.lexists(entry / RUN_FILE):
+            yield entry
+
+
+def _run_row(run_dir: Path) -> dict[str, Any]:
+    """The listing row of one record; raises on a record that load_run would refuse."""
+    run_file = run_dir / RUN_FILE
+    body = _read_run_json(run_file)
+    result = _result_from_json(body, run_dir.absolute(), run_file)  # checks every field
+    duration = body.get("duration_s")
+    if not _is_kind(duration, _OPTIONAL_NUMBER):
+        raise TypeError(f"duration_s is {_short(duration)}, not a number")
+    template = body.get("template")
+    digest = _mapping(template, "template").get("digest") if template is not None else None
+    states: list[str] = [task.state for task in result.task_outcomes]
+    # A record still running counts nothing as not run: re-creating its job is not for a listing.
+    not_run = sum(result.not_run.values()) if body["state"] != _RUNNING else 0
     return {
-        "run_id": body.get("run_id"),
-        "job_name": body.get("job_name"),
-        "state": body.get("state"),
-        "started": body["started"],
-        "duration_s": body.get("duration_s"),
-        "tasks": len(states),
+        "run_id": result.run_id or None,
+        "job_name": result.job_name,
+        "state": body["state"],
+        "started": result.started,
+        "duration_s": duration,
+        "tasks": len(states) + not_run,
         "succeeded": states.count("success"),
         "failed": sum(states.count(s) for s in _FAILURE_STATES),
         "path": run_dir.absolute(),
-        "template_digest": (body.get("template") or {}).get("digest"),
+        "template_digest": _optional_text(digest, "template digest"),
+        "not_run": not_run,
     }

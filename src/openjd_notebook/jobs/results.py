@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .selection import StepPlan
 
 from ..progress import action_output
 from .errors import JobsError
@@ -17,16 +24,25 @@ from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
 
 __all__ = [
     "ENVIRONMENT_COLUMNS",
+    "LOG_READ_LIMIT",
     "TASK_COLUMNS_AFTER_PARAMETERS",
     "JobFailedError",
     "JobResult",
     "LogNotAvailableError",
+    "NotRunTasksUnavailableError",
     "ParameterColumns",
+    "SelectionSource",
     "TaskNotFoundError",
 ]
 
 ParameterColumns = Mapping[str, Sequence[tuple[str, str]]]
 """Step name -> its task parameters as ``(name, openjd type)``, both in template order."""
+SelectionSource = Callable[[], "Sequence[StepPlan]"]
+"""Gives the run's step plans, to list the tasks that did not run; called only when asked."""
+
+LOG_READ_LIMIT = 64 * 1024 * 1024
+"""The most of one log that ``JobResult.log`` returns (64 MiB): a longer log is returned as
+its last 64 MiB after a line saying so; the whole file is ``run_dir / log_path``."""
 
 TASK_COLUMNS_AFTER_PARAMETERS: tuple[str, ...] = (
     "state",
@@ -66,7 +82,12 @@ class TaskNotFoundError(JobsError, KeyError):
 
 
 class LogNotAvailableError(JobsError, LookupError):
-    """The action exists but has no log to read (no record directory, or it never ran)."""
+    """The action has no log to read: no record directory, it never ran, or the record's log
+    path is missing, not a regular file or leads outside the record directory."""
+
+
+class NotRunTasksUnavailableError(JobsError, LookupError):
+    """The result counts tasks that did not run but cannot say which (it has no selection)."""
 
 
 class JobFailedError(JobsError, RuntimeError):
@@ -82,6 +103,14 @@ class JobResult:
 
     ``tasks`` and ``environments`` are pandas DataFrames built once from the outcomes; each access
     returns a copy, so editing a returned frame never changes the result.
+
+    ``tasks`` has a row per task (or chunk) that ran, or was handed out and canceled, in plan
+    order; it never holds "not_run" rows. The selected tasks that did not run (after a failure
+    or a cancel) are counted per step in ``not_run`` (and in ``state_counts()``, the summary
+    and the notebook display), and :meth:`not_run_tasks` lists them when asked: a canceled
+    run of a million tasks stays as small as what it ran. ``not_run`` may be given (a run or a
+    record knows it) or, with ``selection``, counted when first asked; "not_run" rows passed
+    in ``tasks`` (records of earlier versions) are counted and listed from memory.
     """
 
     def __init__(
@@ -97,18 +126,25 @@ class JobResult:
         run_dir: Path | None,
         run_id: str = "",
         error: str | None = None,
+        not_run: Mapping[str, int] | None = None,
+        selection: SelectionSource | None = None,
     ) -> None:
         self._job_name = job_name
         self._state: RunState = state
         self._started = started
         self._ended = ended
-        self._tasks = tuple(tasks)
+        # Rows are tasks that ran; "not_run" rows (from records of older versions) are counted.
+        self._tasks = tuple(t for t in tasks if t.state != "not_run")
+        self._not_run_rows = tuple(t for t in tasks if t.state == "not_run")
         # Entry order (when each environment was entered, then by worker) reads naturally.
         self._environments = tuple(sorted(environments, key=_entry_order))
         self._parameter_columns = _freeze_parameter_columns(parameter_columns)
         self._run_dir = run_dir
         self._run_id = run_id
         self._error = error
+        self._given_not_run = dict(not_run) if not_run is not None else None
+        self._selection = selection
+        self._not_run: dict[str, int] | None = None
         self._tasks_frame: pd.DataFrame | None = None
         self._environments_frame: pd.DataFrame | None = None
 
@@ -155,7 +191,32 @@ class JobResult:
 
     @property
     def task_outcomes(self) -> tuple[TaskOutcome, ...]:
+        """The tasks that ran (or were canceled once handed out), in plan order."""
         return self._tasks
+
+    @property
+    def not_run(self) -> dict[str, int]:
+        """Per step, how many selected tasks (or chunks) did not run; steps with none left out.
+
+        They have no rows in :attr:`tasks`; :meth:`not_run_tasks` lists them when asked.
+        """
+        if self._not_run is None:
+            self._not_run = self._count_not_run()
+        return dict(self._not_run)
+
+    def _count_not_run(self) -> dict[str, int]:
+        counts = Counter(t.step for t in self._not_run_rows)
+        if self._given_not_run is not None:
+            counts.update(self._given_not_run)
+        elif self._selection is not None and not self._not_run_rows:
+            # Not recorded (the run's process died): what the selection holds beyond the rows.
+            from .selection import not_run_counts
+
+            # A template that no longer instantiates leaves the count unknown.
+            with contextlib.suppress(JobsError):
+                counts.update(not_run_counts(self._selection(), self._tasks))
+        order = self._steps()
+        return {step: counts[step] for step in sorted(counts, key=order.index) if counts[step]}
 
     @property
     def environment_outcomes(self) -> tuple[EnvironmentOutcome, ...]:
@@ -169,10 +230,13 @@ class JobResult:
 
     @property
     def tasks(self) -> pd.DataFrame:
-        """One row per task (or chunk); a copy of a frame cached on first use."""
+        """One row per task (or chunk) that ran, in plan order; a copy of a frame cached on
+        first use. ``attrs["not_run"]`` holds :attr:`not_run`, the tasks without a row."""
         if self._tasks_frame is None:
             self._tasks_frame = tasks_frame(self._tasks, self._parameter_columns)
-        return self._tasks_frame.copy()
+        frame = self._tasks_frame.copy()
+        frame.attrs["not_run"] = self.not_run
+        return frame
 
     @property
     def environments(self) -> pd.DataFrame:
@@ -183,26 +247,79 @@ class JobResult:
 
     @property
     def failures(self) -> pd.DataFrame:
-        """The rows of :attr:`tasks` whose state is failed, timeout or canceled."""
+        """The rows of :attr:`tasks` whose state is failed, timeout or canceled;
+        ``attrs["not_run"]`` counts the tasks that did not run, per step."""
         frame = self.tasks
-        return frame[frame["state"].isin(_FAILURE_STATES)]
+        failed = frame[frame["state"].isin(_FAILURE_STATES)]
+        failed.attrs["not_run"] = self.not_run
+        return failed
+
+    def not_run_tasks(self, step: str | None = None, limit: int | None = None) -> pd.DataFrame:
+        """The selected tasks that did not run (of ``step``, or every step), at most ``limit``.
+
+        Shaped like :attr:`tasks`, state "not_run", only the parameter columns filled. Built
+        on demand from the run's selection: a result of this process asks its step plans; a
+        loaded record re-creates the job from the template text and parameter values it holds
+        (with an adaptively chunked step, the chunks are of the template's default size, less
+        the frames that ran). Listing a million tasks takes a while: ``limit`` bounds it.
+        """
+        if step is not None and step not in self._steps():
+            raise TaskNotFoundError(f"no step {step!r} in this result; steps: {self._step_list()}")
+        rows = list(islice(self._not_run_outcomes(step), limit))
+        return tasks_frame(rows, self._parameter_columns)
+
+    def _not_run_outcomes(self, step: str | None) -> Iterator[TaskOutcome]:
+        counts = self.not_run
+        if not (counts.get(step, 0) if step is not None else counts):
+            return iter(())
+        if self._not_run_rows:  # a record of an older version listed them
+            return (t for t in self._not_run_rows if step in (None, t.step))
+        if self._selection is None:
+            raise NotRunTasksUnavailableError(
+                "this result counts tasks that did not run but has no selection to list them"
+            )
+        from .selection import not_run_outcomes
+
+        return not_run_outcomes(self._selection(), self._tasks, step)
 
     def state_counts(self) -> dict[str, int]:
-        """Number of tasks in each state that occurs, in the order of ``TASK_STATES``."""
+        """Number of tasks in each state that occurs, in the order of ``TASK_STATES``;
+        "not_run" counts the selected tasks that did not run."""
         counts = {state: 0 for state in TASK_STATES}
         for task in self._tasks:
             counts[task.state] += 1
+        counts["not_run"] += sum(self.not_run.values())
         return {state: n for state, n in counts.items() if n}
+
+    def _steps(self) -> list[str]:
+        """Every step of the run: planned (parameter columns), with rows, or not run."""
+        planned = list(self._parameter_columns)
+        return _unique([*planned, *(t.step for t in self._tasks), *self._not_run_steps()])
+
+    def _not_run_steps(self) -> Iterable[str]:
+        if self._given_not_run is not None:
+            return self._given_not_run
+        return (t.step for t in self._not_run_rows)
+
+    def _step_list(self) -> str:
+        return ", ".join(repr(s) for s in self._steps()) or "none"
 
     # -- logs ---------------------------------------------------------------------------------
 
     def log(self, step: str, task: int) -> str:
-        """The text of one task's log, read from the record directory."""
+        """The text of one task's log, read from the record directory.
+
+        Only a regular file inside the record directory is read (links followed), and at most
+        its last ``LOG_READ_LIMIT`` bytes (64 MiB), after a line saying what was left out; a
+        record's ``log_path`` that leads elsewhere raises ``LogNotAvailableError``.
+        """
         return self._read_log(self._find_task(step, task).log_path, f"task {task} of step {step!r}")
 
     def output(self, step: str, task: int) -> str:
         """Only what the task's process printed: its log without the session's banners."""
-        lines, _ = action_output(self.log(step, task).splitlines(), in_output=False)
+        text = self.log(step, task)
+        # A log cut to its tail most likely starts inside the output, past its "Output:" line.
+        lines, _ = action_output(text.splitlines(), in_output=text.startswith(_CUT_NOTICE))
         return "\n".join(lines)
 
     def environment_log(self, name: str, worker: str | None = None) -> str:
@@ -211,13 +328,22 @@ class JobResult:
         return self._read_log(found.log_path, f"environment {name!r} on worker {found.worker!r}")
 
     def _find_task(self, step: str, task: int) -> TaskOutcome:
+        if step not in self._steps():
+            raise TaskNotFoundError(f"no step {step!r} in this result; steps: {self._step_list()}")
         in_step = [t for t in self._tasks if t.step == step]
-        if not in_step:
-            steps = ", ".join(repr(s) for s in _unique(t.step for t in self._tasks)) or "none"
-            raise TaskNotFoundError(f"no step {step!r} in this result; steps: {steps}")
         for outcome in in_step:
             if outcome.task == task:
                 return outcome
+        not_run = self.not_run.get(step, 0)
+        if not_run:
+            noun = "task" if not_run == 1 else "tasks"
+            raise LogNotAvailableError(
+                f"task {task} of step {step!r} has no log: it is not among the tasks that ran "
+                f"({not_run} {noun} of the step did not run; "
+                f"JobResult.not_run_tasks({step!r}) lists them)"
+            )
+        if not in_step:
+            raise TaskNotFoundError(f"no task {task!r} in step {step!r}; it ran no task")
         indices = sorted(t.task for t in in_step)
         raise TaskNotFoundError(
             f"no task {task!r} in step {step!r}; its tasks are {_describe_indices(indices)}"
@@ -238,7 +364,7 @@ class JobResult:
             raise LogNotAvailableError(f"this run has no record directory, so no log of {what}")
         if log_path is None:
             raise LogNotAvailableError(f"{what} has no log (it did not run)")
-        return (self._run_dir / log_path).read_text(encoding="utf-8", errors="replace")
+        return read_log_file(self._run_dir, log_path, what)
 
     # -- outcome of the whole run -------------------------------------------------------------
 
@@ -258,6 +384,8 @@ class JobResult:
             lines.append(f"  {task.step}[{task.task}] {task.state}: {detail}")
         if len(failed) > _MAX_LISTED_FAILURES:
             lines.append(f"  ... and {len(failed) - _MAX_LISTED_FAILURES} more")
+        if self.not_run:
+            lines.append(f"  {self._not_run_text()}")
         return "\n".join(lines)
 
     # -- display ------------------------------------------------------------------------------
@@ -277,6 +405,8 @@ class JobResult:
             lines.append(f"error: {self._error}")
         if self._tasks:
             lines.append(self._compact_tasks().to_string(index=False, max_rows=_TEXT_MAX_ROWS))
+        if self.not_run:
+            lines.append(self._not_run_text())
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -295,6 +425,8 @@ class JobResult:
             table = self._compact_tasks().to_html(
                 index=False, escape=True, max_rows=_HTML_MAX_ROWS, na_rep="", border=0
             )
+        if self.not_run:
+            table += f"<p style='color:#757575'>{html.escape(self._not_run_text())}</p>"
         return f"<div class='openjd-job-result'>{self._summary_html()}{table}</div>"
 
     def _summary_html(self) -> str:
@@ -311,9 +443,16 @@ class JobResult:
         return f"<p>{' &middot; '.join(parts)}{error}</p>"
 
     def _counts_text(self) -> str:
-        counts = ", ".join(f"{n} {state}" for state, n in self.state_counts().items())
-        noun = "task" if len(self._tasks) == 1 else "tasks"
-        return f"{len(self._tasks)} {noun}" + (f": {counts}" if counts else "")
+        counts = self.state_counts()
+        listed = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items())
+        total = sum(counts.values())
+        noun = "task" if total == 1 else "tasks"
+        return f"{total} {noun}" + (f": {listed}" if listed else "")
+
+    def _not_run_text(self) -> str:
+        """``not run: 182 of Render, 1 of Encode (JobResult.not_run_tasks() lists them)``."""
+        steps = ", ".join(f"{n} of {step}" for step, n in self.not_run.items())
+        return f"not run: {steps} (JobResult.not_run_tasks() lists them)"
 
     def _compact_tasks(self) -> pd.DataFrame:
         frame = self.tasks
@@ -333,6 +472,7 @@ class JobResult:
             self._ended,
             self._run_id,
             self._tasks,
+            self.not_run,
             self._environments,
             self._parameter_columns,
         )
@@ -433,6 +573,59 @@ def _timestamps(values: Sequence[datetime | None]) -> pd.Series:
 
     stamps = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
     return stamps.astype("datetime64[us, UTC]")
+
+
+# -- logs on disk -----------------------------------------------------------------------------
+
+_CUT_NOTICE = "[... the first "
+_LOG_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in opens at once instead of waiting
+    | getattr(os, "O_NOFOLLOW", 0)  # the path was resolved: a link swapped in is refused
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def read_log_file(run_dir: Path, log_path: str, what: str, limit: int = LOG_READ_LIMIT) -> str:
+    """The text of a log inside ``run_dir``; its last ``limit`` bytes when it is longer.
+
+    A record is plain files anyone can edit: ``log_path`` must resolve (links followed)
+    inside the record directory and be a regular file, else ``LogNotAvailableError``.
+    """
+    path = _log_inside(run_dir, log_path, what)
+    try:
+        fd = os.open(path, _LOG_OPEN_FLAGS)
+    except OSError as exc:
+        raise LogNotAvailableError(f"the log of {what} cannot be opened ({exc})") from exc
+    size = os.fstat(fd)
+    if not stat.S_ISREG(size.st_mode):
+        os.close(fd)
+        raise LogNotAvailableError(f"the log of {what} ({path}) is not a regular file")
+    with open(fd, "rb", closefd=True) as file:
+        if size.st_size <= limit:
+            return file.read(limit).decode("utf-8", errors="replace")
+        file.seek(size.st_size - limit)
+        tail = file.read(limit)
+    # Start at a whole line, which also skips a UTF-8 sequence cut in half.
+    tail = tail[tail.find(b"\n") + 1 :]
+    omitted = size.st_size - len(tail)
+    notice = f"{_CUT_NOTICE}{omitted} bytes of this log are left out; the whole log is {path}]"
+    return notice + "\n" + tail.decode("utf-8", errors="replace")
+
+
+def _log_inside(run_dir: Path, log_path: str, what: str) -> Path:
+    root = run_dir.resolve()
+    try:
+        path = (root / log_path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # a loop of links, a NUL in the path
+        raise LogNotAvailableError(f"the log of {what} is missing ({log_path}: {exc})") from exc
+    if not path.is_relative_to(root):
+        raise LogNotAvailableError(
+            f"the log of {what} would be read from {path}, outside the record directory "
+            f"{root}; a record's log path ({log_path!r}) must stay inside it"
+        )
+    return path
 
 
 # -- small helpers ----------------------------------------------------------------------------

@@ -35,7 +35,14 @@ from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
 from .path_mapping import PathMappingInput, load_path_mapping_rules
 from .records import RunRecorder
 from .results import JobResult
-from .selection import StepPlan, TaskItem, TasksSpec, plan_steps, typed_parameters
+from .selection import (
+    StepPlan,
+    TaskItem,
+    TasksSpec,
+    not_run_counts,
+    plan_steps,
+    typed_parameters,
+)
 from .template import JobInstance, Template
 
 _LOG = logging.getLogger(__name__)
@@ -157,6 +164,7 @@ class JobRun:
         self._execution: ExecutorRun | None = None
         self._recorder: RunRecorder | None = None
         self._scheduler: _Scheduler | None = None
+        self._abandon_reason: str | None = None
         # Logs that could not be written (a full disk): the action they belong to fails.
         self._log_failures: dict[str, str] = {}
         self._result: JobResult | None = None
@@ -212,6 +220,7 @@ class JobRun:
                 return self._result
             self._state = JobRunState.CANCELING
             self._cancel_requested = True
+            self._abandon_reason = reason
             execution = self._execution
         if execution is not None:
             # The graceful request only bounds the environment exits that follow; the
@@ -277,6 +286,7 @@ class JobRun:
         plans, rules = self._prepared.plans, self._prepared.rules
         recorder = RunRecorder.create(
             root=options.runs_root,
+            selection=lambda: plans,
             job_name=instance.job.name,
             template_text=self.template.text,
             template_digest=self.template.digest,
@@ -315,18 +325,25 @@ class JobRun:
         try:
             tasks, environment_outcomes = self._schedule(plans, context, logs)
         except Exception as failure:  # e.g. the executor could not start: record it, not hang
-            tasks, environment_outcomes = _Scheduler.not_run(plans), []
+            scheduler = self._scheduler
+            tasks, environment_outcomes = scheduler.outcomes() if scheduler else [], []
             error = _describe_error(failure)
         finally:
             logs.close()
+        # Counted, never listed: a canceled step of a million tasks costs what ran.
+        not_run = _Scheduler.not_run(plans, tasks)
+        first_not_run = self._scheduler.first_not_run if self._scheduler else None
         environment_outcomes = [self._checked_environment(e) for e in environment_outcomes]
         return recorder.finish(
-            state="failed" if error else self._final_state(tasks, environment_outcomes),
+            state="failed" if error else self._final_state(tasks, environment_outcomes, not_run),
             ended=_now(),
             tasks=tasks,
+            not_run=not_run,
             environments=environment_outcomes,
             parameter_columns=_parameter_columns(plans),
-            error=error or _first_error(tasks, environment_outcomes),
+            error=error
+            or self._abandon_reason
+            or _first_error(tasks, environment_outcomes, first_not_run),
         )
 
     def _schedule(
@@ -347,10 +364,15 @@ class JobRun:
         return scheduler.outcomes(), environment_outcomes
 
     def _final_state(
-        self, tasks: Sequence[TaskOutcome], environments: Sequence[EnvironmentOutcome]
+        self,
+        tasks: Sequence[TaskOutcome],
+        environments: Sequence[EnvironmentOutcome],
+        not_run: Mapping[str, int],
     ) -> RunState:
-        all_ok = all(t.state == "success" for t in tasks) and all(
-            e.state == "success" for e in environments
+        all_ok = (
+            not any(not_run.values())
+            and all(t.state == "success" for t in tasks)
+            and all(e.state == "success" for e in environments)
         )
         if all_ok:
             return "success"
@@ -428,7 +450,11 @@ class JobRun:
 
 
 class _Scheduler:
-    """Keeps the executor busy with ready tasks until done, failed or canceled."""
+    """Keeps the executor busy with ready tasks until done, failed or canceled.
+
+    Only tasks handed to the executor are held (as they end); the rest of a step's selection
+    is counted at the end, never listed, so a step of a million tasks costs what ran.
+    """
 
     def __init__(self, plans: list[StepPlan], execution: ExecutorRun, run: JobRun) -> None:
         self._plans = plans
@@ -440,6 +466,9 @@ class _Scheduler:
         self._outcomes: dict[tuple[str, int], TaskOutcome] = {}
         self._failed = False
         self._selected = {plan.name for plan in plans}
+        self._unfinished_steps: set[str] = set()
+        self.first_not_run: TaskOutcome | None = None
+        """The first task an executor handed back unrun (a node whose environment failed)."""
 
     def run(self) -> None:
         while True:
@@ -452,17 +481,18 @@ class _Scheduler:
                 self._record(outcome)
 
     @staticmethod
-    def not_run(plans: Sequence[StepPlan]) -> list[TaskOutcome]:
-        """Every remaining task of ``plans`` as not run."""
-        return [_not_run(item) for plan in plans for item in plan.remaining()]
+    def not_run(plans: Sequence[StepPlan], ran: Sequence[TaskOutcome] = ()) -> dict[str, int]:
+        """Per step, how many tasks ``plans`` select that have no row in ``ran``."""
+        return not_run_counts(plans, ran)
 
     def outcomes(self) -> list[TaskOutcome]:
-        """Every task in plan order: ran, canceled, or not run."""
-        for plan in self._plans:
-            for item in plan.remaining():
-                self._outcomes.setdefault((item.step, item.index), _not_run(item))
+        """Every task that ran (or was canceled once handed out), in plan order."""
         order = {plan.name: position for position, plan in enumerate(self._plans)}
         return sorted(self._outcomes.values(), key=lambda o: (order[o.step], o.task))
+
+    def not_run_counts(self) -> dict[str, int]:
+        """Per step, the selected tasks that did not run; zeros left out."""
+        return not_run_counts(self._plans, list(self._outcomes.values()))
 
     def snapshot(self, reason: str) -> list[TaskOutcome]:
         """From another thread, while the run goes on: the tasks that ended, and those in
@@ -510,11 +540,17 @@ class _Scheduler:
         outcome = self._run.checked_outcome(outcome)
         key = (outcome.step, outcome.task)
         item = self._in_flight.pop(key, None)
-        self._outcomes[key] = outcome
-        self._run.publish_outcome(outcome)
-        plan = next(p for p in self._plans if p.name == outcome.step)
-        if item is not None and outcome.duration_s is not None:
-            plan.record_completion(item, outcome.duration_s)
+        if outcome.state == "not_run":
+            # Handed back unrun: counted with the rest of the selection, not kept as a row.
+            self._unfinished_steps.add(outcome.step)
+            if self.first_not_run is None:
+                self.first_not_run = outcome
+        else:
+            self._outcomes[key] = outcome
+            self._run.publish_outcome(outcome)
+            plan = next(p for p in self._plans if p.name == outcome.step)
+            if item is not None and outcome.duration_s is not None:
+                plan.record_completion(item, outcome.duration_s)
         if outcome.state != "success" and not self._failed:
             self._failed = True
             self._run.stop_after_failure(self._execution)
@@ -524,7 +560,7 @@ class _Scheduler:
         """Mark ``step`` succeeded once all its tasks ran and succeeded; True if it just did."""
         if step in self._succeeded_steps or step not in self._exhausted:
             return False
-        if any(key[0] == step for key in self._in_flight):
+        if step in self._unfinished_steps or any(key[0] == step for key in self._in_flight):
             return False
         if all(o.state == "success" for (s, _), o in self._outcomes.items() if s == step):
             self._succeeded_steps.add(step)
@@ -552,14 +588,17 @@ def _parameter_columns(plans: Sequence[StepPlan]) -> dict[str, list[tuple[str, s
 
 
 def _first_error(
-    tasks: Sequence[TaskOutcome], environments: Sequence[EnvironmentOutcome]
+    tasks: Sequence[TaskOutcome],
+    environments: Sequence[EnvironmentOutcome],
+    first_not_run: TaskOutcome | None = None,
 ) -> str | None:
-    for task in tasks:
-        if task.state not in ("success", "not_run") or (
-            task.state == "not_run" and task.fail_message
-        ):
-            detail = task.fail_message or f"exit code {task.exit_code}"
-            return f"{task.step}[{task.task}] {task.state}: {detail}"
+    problems = [t for t in tasks if t.state != "success"]
+    if first_not_run is not None and first_not_run.fail_message:
+        problems.append(first_not_run)  # why a node handed tasks back: its environment failed
+    if problems:
+        task = problems[0]
+        detail = task.fail_message or f"exit code {task.exit_code}"
+        return f"{task.step}[{task.task}] {task.state}: {detail}"
     for environment in environments:
         if environment.state != "success":
             return f"environment {environment.name!r} on {environment.worker}: {environment.state}"

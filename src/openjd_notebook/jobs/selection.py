@@ -3,13 +3,17 @@
 Steps come in dependency order; each step's tasks (or chunks) come from openjd-model's
 ``StepParameterSpaceIterator``, narrowed by ``tasks=`` and ``max_tasks``. Adaptive chunk
 sizes (TASK_CHUNKING ``targetRuntimeSeconds``) are recomputed as chunks complete.
+
+No step's space is ever listed whole: ``tasks="Frame=1"`` of 100,000,000 tasks finds its one
+index by arithmetic (``task_indices``), and the tasks that did not run are counted per step
+(``not_run_counts``) and listed only when asked (``not_run_outcomes``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from openjd.model import (
@@ -22,6 +26,8 @@ from openjd.model import (
 )
 
 from .errors import JobsError
+from .outcomes import TaskOutcome
+from .task_indices import IndexSet, Wanted, canonical, matching_indices
 
 __all__ = [
     "SelectionError",
@@ -29,6 +35,8 @@ __all__ = [
     "TaskItem",
     "TasksSpec",
     "adaptive_chunk_size",
+    "not_run_counts",
+    "not_run_outcomes",
     "plan_steps",
     "typed_parameters",
 ]
@@ -80,17 +88,23 @@ def adaptive_chunk_size(
 
 @dataclass
 class StepPlan:
-    """The tasks of one step, produced lazily so adaptive chunking can resize chunks."""
+    """The tasks of one step, produced lazily so adaptive chunking can resize chunks.
+
+    The parameter space is never listed: a filter's matching indices come from the space's
+    structure (``task_indices``), explicit tasks find their index the same way, and the tasks
+    that did not run are counted, or listed one at a time when asked.
+    """
 
     step: Step
     explicit: list[dict[str, ParameterValue]] | None = None
-    filters: Mapping[str, set[str]] = field(default_factory=dict)
+    filters: Mapping[str, Wanted] = field(default_factory=dict)
     max_tasks: int | None = None
     _iterator: StepParameterSpaceIterator | None = None
     _produced: int = 0
     _completed_tasks: int = 0
     _completed_seconds: float = 0.0
     _source: Iterator[tuple[int, Mapping[str, ParameterValue]]] | None = None
+    _matching: IndexSet | None = None
 
     @property
     def name(self) -> str:
@@ -101,11 +115,15 @@ class StepPlan:
         iterator = self._space()
         return bool(iterator is not None and iterator.chunks_adaptive and self.explicit is None)
 
+    def fresh(self) -> StepPlan:
+        """The same selection, from its first task again (and at the default chunk size)."""
+        return StepPlan(self.step, self.explicit, self.filters, self.max_tasks)
+
     def planned_count(self) -> int | None:
         """How many tasks (or chunks) will run; None while adaptive chunking decides."""
         if self.adaptive:
             return None
-        count = len(self.explicit) if self.explicit is not None else self._filtered_count()
+        count = len(self.explicit) if self.explicit is not None else self._selected_count()
         return count if self.max_tasks is None else min(count, self.max_tasks)
 
     def next_item(self) -> TaskItem | None:
@@ -119,12 +137,30 @@ class StepPlan:
         self._produced += 1
         return TaskItem(self.name, index, dict(parameters))
 
-    def remaining(self) -> list[TaskItem]:
-        """Every task that has not been handed out (they will not run)."""
-        items = []
-        while (item := self.next_item()) is not None:
-            items.append(item)
-        return items
+    def not_run_count(self, ran: Sequence[tuple[int, Mapping[str, Any]]]) -> int:
+        """How many selected tasks have no row among ``ran`` (index, typed parameters).
+
+        Arithmetic unless adaptive chunking (whose chunks only exist by being listed).
+        """
+        planned = self.planned_count()
+        if planned is None:
+            return sum(1 for _ in self.not_run_items(ran))
+        return max(planned - len({index for index, _ in ran}), 0)
+
+    def not_run_items(self, ran: Sequence[tuple[int, Mapping[str, Any]]]) -> Iterator[TaskItem]:
+        """The selected tasks with no row among ``ran``, in order, one at a time.
+
+        With adaptive chunking the chunks are those of the template's default chunk size,
+        less the frames a chunk that ran covered: the sizes the run chose are gone.
+        """
+        plan = self.fresh()
+        if plan.adaptive:
+            yield from plan._uncovered_chunks(ran)
+            return
+        done = {index for index, _ in ran}
+        while (item := plan.next_item()) is not None:
+            if item.index not in done:
+                yield item
 
     def record_completion(self, item: TaskItem, seconds: float) -> None:
         """Feed a finished chunk's duration into the adaptive chunk size."""
@@ -155,6 +191,16 @@ class StepPlan:
             self._iterator = StepParameterSpaceIterator(space=self.step.parameterSpace)
         return self._iterator
 
+    def _selected(self) -> IndexSet:
+        """The indices the filters select (not for adaptive chunking); computed once."""
+        if self._matching is None:
+            assert self.step.parameterSpace is not None
+            self._matching = matching_indices(self.step.parameterSpace, self.filters)
+        return self._matching
+
+    def _selected_count(self) -> int:
+        return 1 if self.step.parameterSpace is None else len(self._selected())
+
     def _values(self) -> Iterator[tuple[int, Mapping[str, ParameterValue]]]:
         if self._source is None:
             self._source = self._make_source()
@@ -166,49 +212,96 @@ class StepPlan:
         iterator = self._space()
         if iterator is None:
             return iter([(0, {})])  # a step without a parameter space runs one task
-        return ((i, values) for i, values in enumerate(iterator) if _matches(values, self.filters))
+        if self.adaptive:  # chunks exist only as the iterator makes them: filter as they come
+            return ((i, v) for i, v in enumerate(iterator) if _matches(v, self.filters))
+        if not self.filters:
+            return enumerate(StepParameterSpaceIterator(space=self.step.parameterSpace))
+        return ((index, iterator[index]) for index in self._selected())
 
     def _explicit_with_positions(
         self, tasks: list[dict[str, ParameterValue]]
     ) -> list[tuple[int, Mapping[str, ParameterValue]]]:
         """Explicit tasks keep their position in the whole space where it can be known."""
-        positions: dict[tuple[tuple[str, str], ...], int] = {}
-        if self.step.parameterSpace is not None and not self.adaptive:
-            space = StepParameterSpaceIterator(space=self.step.parameterSpace)
-            for index, values in enumerate(space):
-                positions.setdefault(_key(values), index)
-        return [(positions.get(_key(task), order), task) for order, task in enumerate(tasks)]
+        iterator = self._space()
+        if iterator is None or self.step.parameterSpace is None:
+            return list(enumerate(tasks))
+        if iterator.chunks_adaptive:
+            return self._positions_by_scanning(tasks)
+        positions: list[tuple[int, Mapping[str, ParameterValue]]] = []
+        for order, task in enumerate(tasks):
+            exact = {name: Wanted(texts=frozenset([canonical(v)])) for name, v in task.items()}
+            position = next(iter(matching_indices(self.step.parameterSpace, exact)), None)
+            positions.append((order if position is None else position, task))
+        return positions
 
-    def _filtered_count(self) -> int:
-        if self.step.parameterSpace is None:
-            return 1
-        counter = StepParameterSpaceIterator(space=self.step.parameterSpace)
-        if not self.filters:
-            return len(counter)
-        return sum(1 for values in counter if _matches(values, self.filters))
+    def _positions_by_scanning(
+        self, tasks: list[dict[str, ParameterValue]]
+    ) -> list[tuple[int, Mapping[str, ParameterValue]]]:
+        """Adaptive chunks have positions only in iteration order: scan until all are found."""
+        wanted = {_key(task): order for order, task in enumerate(tasks)}
+        found: dict[tuple[tuple[str, str], ...], int] = {}
+        space = StepParameterSpaceIterator(space=self.step.parameterSpace)
+        for index, values in enumerate(space):
+            key = _key(values)
+            if key in wanted:
+                found.setdefault(key, index)
+                if len(found) == len(wanted):
+                    break
+        return [(found.get(_key(task), order), task) for order, task in enumerate(tasks)]
+
+    def _uncovered_chunks(self, ran: Sequence[tuple[int, Mapping[str, Any]]]) -> Iterator[TaskItem]:
+        """This (fresh) plan's chunks, each less the frames that ``ran`` covered."""
+        iterator = self._space()
+        assert iterator is not None and iterator.chunks_parameter_name is not None
+        chunked = iterator.chunks_parameter_name
+        covered: dict[tuple[tuple[str, str], ...], set[int]] = {}
+        for _, parameters in ran:
+            chunk = parameters.get(chunked)
+            if isinstance(chunk, str) and chunk:
+                key = _others_key(parameters, chunked)
+                covered.setdefault(key, set()).update(IntRangeExpr.from_str(chunk))
+        while (item := self.next_item()) is not None:
+            done = covered.get(_others_key(typed_parameters(item.parameters), chunked), set())
+            chunk = item.parameters[chunked]
+            frames = list(IntRangeExpr.from_str(chunk.value))
+            left = [frame for frame in frames if frame not in done]
+            if len(left) == len(frames):
+                yield item
+            elif left:
+                value = ParameterValue(type=chunk.type, value=str(IntRangeExpr.from_list(left)))
+                yield replace(item, parameters={**item.parameters, chunked: value})
 
 
 def _key(values: Mapping[str, ParameterValue]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((name, _canonical(value)) for name, value in values.items()))
+    return tuple(sorted((name, canonical(value)) for name, value in values.items()))
 
 
-def _canonical(value: ParameterValue) -> str:
-    """A value's text, with FLOATs compared as numbers ("3" and "3.0" are the same task)."""
-    if value.type == ParameterValueType.FLOAT:
-        return repr(float(value.value))
-    return str(value.value)
+def _others_key(parameters: Mapping[str, Any], skip: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in parameters.items() if name != skip))
 
 
-def _matches(values: Mapping[str, ParameterValue], filters: Mapping[str, set[str]]) -> bool:
-    for name, allowed in filters.items():
-        value = values[name]
-        if value.type == ParameterValueType.CHUNK_INT:
-            frames = {str(frame) for frame in IntRangeExpr.from_str(value.value)}
-            if not frames <= allowed:
-                return False
-        elif _canonical(value) not in allowed:
-            return False
-    return True
+def _matches(values: Mapping[str, ParameterValue], filters: Mapping[str, Wanted]) -> bool:
+    return all(wanted.accepts(values[name]) for name, wanted in filters.items())
+
+
+def not_run_counts(plans: Sequence[StepPlan], ran: Sequence[TaskOutcome]) -> dict[str, int]:
+    """Per step of ``plans``, how many selected tasks have no row in ``ran``; zeros left out."""
+    counts = {plan.name: plan.not_run_count(_ran_in(plan.name, ran)) for plan in plans}
+    return {step: count for step, count in counts.items() if count}
+
+
+def not_run_outcomes(
+    plans: Sequence[StepPlan], ran: Sequence[TaskOutcome], step: str | None = None
+) -> Iterator[TaskOutcome]:
+    """The selected tasks with no row in ``ran``, as "not_run" outcomes, in plan order."""
+    for plan in plans:
+        if step is None or plan.name == step:
+            for item in plan.not_run_items(_ran_in(plan.name, ran)):
+                yield TaskOutcome(item.step, item.index, typed_parameters(item.parameters))
+
+
+def _ran_in(step: str, ran: Sequence[TaskOutcome]) -> list[tuple[int, Mapping[str, Any]]]:
+    return [(t.task, t.parameters) for t in ran if t.step == step and t.state != "not_run"]
 
 
 def _dependencies(step: Step) -> list[str]:
@@ -288,9 +381,9 @@ def _apply_tasks(plan: StepPlan, tasks: TasksSpec) -> None:
         plan.explicit = [_explicit_task(task, definitions, plan) for task in tasks]
 
 
-def _parse_filters(spec: str, definitions: Mapping[str, Any], step: str) -> dict[str, set[str]]:
+def _parse_filters(spec: str, definitions: Mapping[str, Any], step: str) -> dict[str, Wanted]:
     """``"Frame=1-5; Camera=left,right"``: each name's allowed values."""
-    filters: dict[str, set[str]] = {}
+    filters: dict[str, Wanted] = {}
     for part in (p.strip() for p in spec.replace(";", " ").split()):
         name, equals, values = part.partition("=")
         if not equals or not values:
@@ -298,11 +391,13 @@ def _parse_filters(spec: str, definitions: Mapping[str, Any], step: str) -> dict
         _check_name(name, definitions, step)
         kind = str(definitions[name].type.value)
         if kind in ("INT", "CHUNK[INT]"):
-            filters[name] = {str(frame) for frame in _int_range(values, spec)}
+            filters[name] = Wanted(numbers=_int_range(values, spec))
         elif kind == "FLOAT":
-            filters[name] = {repr(_float(value, spec)) for value in values.split(",")}
+            filters[name] = Wanted(
+                texts=frozenset(repr(_float(v, spec)) for v in values.split(","))
+            )
         else:
-            filters[name] = set(values.split(","))
+            filters[name] = Wanted(texts=frozenset(values.split(",")))
     return filters
 
 

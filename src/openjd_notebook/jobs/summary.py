@@ -7,11 +7,14 @@ pandas frame.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from openjd.model import StepParameterSpaceIterator
+from openjd.model import IntRangeExpr
+
+from .task_indices import space_size
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,11 +161,72 @@ def _step_summary(
 
 
 def _counts(step: Step) -> tuple[int, int | None]:
-    """Tasks, and chunks at the default chunk size (None when the step does not chunk)."""
-    tasks = StepParameterSpaceIterator(space=step.parameterSpace, chunks_task_count_override=1)
-    if tasks.chunks_parameter_name is None:
-        return len(tasks), None
-    return len(tasks), len(StepParameterSpaceIterator(space=step.parameterSpace))
+    """Tasks, and chunks at the default chunk size (None when the step does not chunk).
+
+    Counted by arithmetic: the model would build a chunked parameter's every chunk (and, to
+    count tasks one per chunk, a string per frame), and cannot count adaptive chunks at all.
+    """
+    space = step.parameterSpace
+    if space is None:
+        return 1, None
+    definitions = space.taskParameterDefinitions
+    chunked = next((n for n, d in definitions.items() if str(d.type.value) == "CHUNK[INT]"), None)
+    tasks = space_size(space, lambda name: len(definitions[name].range))
+    if chunked is None:
+        return tasks, None
+    chunks = _chunk_count(definitions[chunked])
+    return tasks, space_size(
+        space, lambda name: chunks if name == chunked else len(definitions[name].range)
+    )
+
+
+def _chunk_count(definition: Any) -> int:
+    """How many chunks the model makes of a CHUNK[INT] range at its default task count."""
+    size = int(definition.chunks.defaultTaskCount)
+    values = definition.range
+    if isinstance(values, IntRangeExpr):
+        segments = [
+            range(part[0], part[-1] + (1 if part[-1] >= part[0] else -1), _step(part))
+            for part in values.ranges
+        ]
+    else:
+        segments = [range(int(v), int(v) + 1) for v in values]
+    total = sum(len(segment) for segment in segments)
+    if str(definition.chunks.rangeConstraint.value) != "CONTIGUOUS":
+        return _chunks_of(total, size)
+    return sum(_chunks_of(length, size) for length in _contiguous_runs(segments))
+
+
+def _step(part: Any) -> int:
+    step = int(part.step)
+    return step if len(part) < 2 or part[1] > part[0] else -step
+
+
+def _contiguous_runs(segments: Sequence[range]) -> Iterator[int]:
+    """Lengths of the runs of consecutive ascending values, in iteration order."""
+    current, last = 0, None
+    for segment in segments:
+        if last is not None and segment[0] == last + 1:
+            current += 1
+        else:
+            if current:
+                yield current
+            current = 1
+        if len(segment) > 1:
+            if segment.step == 1:
+                current += len(segment) - 1
+            else:  # every value a run of its own, the last one maybe joined by what follows
+                yield current
+                yield from itertools.repeat(1, len(segment) - 2)
+                current = 1
+        last = segment[-1]
+    if current:
+        yield current
+
+
+def _chunks_of(count: int, size: int) -> int:
+    # As openjd-model's divide_chunk_sizes: ceil(count / size) chunks, at least one value each.
+    return min(count, -(-count // size)) if size > 0 else min(count, 1)
 
 
 def _plural(count: int, noun: str) -> str:

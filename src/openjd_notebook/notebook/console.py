@@ -108,7 +108,7 @@ class ConsoleView:
         return shown
 
     def _task_ended(self, outcome: TaskOutcome) -> list[str]:
-        lines = [] if outcome.state in ("success", "not_run") else [format_task_problem(outcome)]
+        lines = [] if outcome.state == "success" else [format_task_problem(outcome)]
         step = self._live.progress.step(outcome.step)
         if step is not None and (lines or self._step_line_due(step)):
             width = max(len(s.name) for s in self._live.progress.steps)

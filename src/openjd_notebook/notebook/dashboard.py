@@ -385,6 +385,9 @@ def _counts_line(live: LiveRun) -> str:
             states[state] = states.get(state, 0) + count
     detail = ", ".join(f"{count} {state}" for state, count in states.items())
     text = f"Tasks: {live.ended_count} ended ({detail}), {len(live.running)} running"
+    not_run = sum(step.not_run for step in live.progress.steps)
+    if not_run:
+        text += f", {not_run} not run"
     if live.ended_count > len(live.ended):
         text += f"; the last {len(live.ended)} are listed"
     return text
