@@ -121,3 +121,27 @@ def test_the_cli_refuses_parameter_files_that_never_end_or_explode(
     err = capsys.readouterr().err
     assert err.startswith("openjd-notebook: error: ") and "Traceback" not in err, err
     assert len(err.splitlines()) <= 3  # the message, and for YAML the line with a caret
+
+
+def test_a_command_line_run_imports_no_pandas_ipython_or_widgets(tmp_path: Path) -> None:
+    """Start-up is most of a short job's time: the record and the summary are written with
+    the standard library, and the notebook side is never imported."""
+    import subprocess
+    import sys
+
+    job = {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": "J",
+        "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "true"}}}}],
+    }
+    template = _write(job, tmp_path / "job.yaml")
+    code = (
+        "import sys\n"
+        "from openjd_notebook.cli import main\n"
+        f"code = main(['run', {template!r}, '--runs-root', {str(tmp_path / 'runs')!r}])\n"
+        "heavy = sorted(m for m in ('pandas', 'numpy', 'IPython', 'ipywidgets') if m in sys.modules)\n"
+        "print('EXIT', code, 'HEAVY', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "EXIT 0 HEAVY []" in done.stdout, done.stdout + done.stderr
+    assert (next((tmp_path / "runs").iterdir()) / "tasks.csv").read_text().startswith("step,task")

@@ -62,6 +62,7 @@ from .outcomes import (
 )
 from .private_files import PRIVATE_DIR_MODE, make_private_dirs, open_private
 from .results import JobResult, ParameterColumns, SelectionSource
+from .tables import environments_table, tasks_table
 
 __all__ = [
     "DEFAULT_RUNS_ROOT",
@@ -229,9 +230,9 @@ class RunRecorder:
         try:
             self._write_run_json(state=state, ended=ended, result=result)
             with open_private(self.run_dir / "tasks.csv", "w") as table:
-                result.tasks.to_csv(table, index=False)
+                tasks_table(result.task_outcomes, result.parameter_columns).write_csv(table)
             with open_private(self.run_dir / "environments.csv", "w") as table:
-                result.environments.to_csv(table, index=False)
+                environments_table(result.environment_outcomes).write_csv(table)
             # run.json now holds every row: the journal has done its job.
             (self.run_dir / TASK_ROWS_FILE).unlink(missing_ok=True)
         except OSError as exc:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 from ..progress import action_output
 from .errors import JobsError
 from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
+from .tables import ENVIRONMENT_COLUMNS, TASK_OUTCOME_COLUMNS, Table, tasks_table
 
 __all__ = [
     "ENVIRONMENT_COLUMNS",
@@ -44,28 +45,7 @@ LOG_READ_LIMIT = 64 * 1024 * 1024
 """The most of one log that ``JobResult.log`` returns (64 MiB): a longer log is returned as
 its last 64 MiB after a line saying so; the whole file is ``run_dir / log_path``."""
 
-TASK_COLUMNS_AFTER_PARAMETERS: tuple[str, ...] = (
-    "state",
-    "exit_code",
-    "started",
-    "ended",
-    "duration_s",
-    "progress",
-    "status_message",
-    "fail_message",
-    "worker",
-    "log_path",
-)
-ENVIRONMENT_COLUMNS: tuple[str, ...] = (
-    "name",
-    "scope",
-    "step",
-    "worker",
-    "state",
-    "started",
-    "ended",
-    "duration_s",
-)
+TASK_COLUMNS_AFTER_PARAMETERS: tuple[str, ...] = TASK_OUTCOME_COLUMNS
 _FAILURE_STATES = ("failed", "timeout", "canceled")
 _STATE_COLOURS = {"success": "#2e7d32", "failed": "#c62828", "canceled": "#ef6c00"}
 _HTML_MAX_ROWS = 60
@@ -404,7 +384,7 @@ class JobResult:
         if self._error:
             lines.append(f"error: {self._error}")
         if self._tasks:
-            lines.append(self._compact_tasks().to_string(index=False, max_rows=_TEXT_MAX_ROWS))
+            lines.append(self._compact_table().to_text(max_rows=_TEXT_MAX_ROWS))
         if self.not_run:
             lines.append(self._not_run_text())
         return "\n".join(lines)
@@ -454,6 +434,14 @@ class JobResult:
         steps = ", ".join(f"{n} of {step}" for step, n in self.not_run.items())
         return f"not run: {steps} (JobResult.not_run_tasks() lists them)"
 
+    def _compact_table(self) -> Table:
+        """The columns a summary shows, as plain rows (no pandas: the CLI prints this)."""
+        table = tasks_table(self._tasks, self._parameter_columns)
+        hidden = ["started", "ended", "progress", "log_path", "status_message"]
+        if all(value is None for value in table.column("fail_message")):
+            hidden.append("fail_message")
+        return table.without(hidden)
+
     def _compact_tasks(self) -> pd.DataFrame:
         frame = self.tasks
         hidden = ["started", "ended", "progress", "log_path", "status_message"]
@@ -492,26 +480,23 @@ def tasks_frame(tasks: Sequence[TaskOutcome], parameter_columns: ParameterColumn
     """The tasks table: step, task, one column per task parameter, then the outcome columns."""
     import pandas as pd
 
-    names = _parameter_names(tasks, parameter_columns)
-    columns: dict[str, Any] = {
-        "step": _text([t.step for t in tasks]),
-        "task": pd.Series([t.task for t in tasks], dtype="int64"),
-    }
-    for name, column in zip(names, _parameter_column_names(names), strict=True):
-        # object dtype keeps ints as ints next to None (a step without that parameter).
-        columns[column] = pd.Series([t.parameters.get(name) for t in tasks], dtype=object)
-    columns.update(
-        state=_text([t.state for t in tasks]),
-        exit_code=pd.array([t.exit_code for t in tasks], dtype="Int64"),
-        started=_timestamps([t.started for t in tasks]),
-        ended=_timestamps([t.ended for t in tasks]),
-        duration_s=_floats([t.duration_s for t in tasks]),
-        progress=_floats([t.progress for t in tasks]),
-        status_message=_text([t.status_message for t in tasks]),
-        fail_message=_text([t.fail_message for t in tasks]),
-        worker=_text([t.worker for t in tasks]),
-        log_path=_text([t.log_path for t in tasks]),
-    )
+    table = tasks_table(tasks, parameter_columns)
+    columns: dict[str, Any] = {}
+    for name in table.columns:
+        values = table.column(name)
+        if name in ("step", "state", "status_message", "fail_message", "worker", "log_path"):
+            columns[name] = _text(values)
+        elif name == "task":
+            columns[name] = pd.Series(values, dtype="int64")
+        elif name == "exit_code":
+            columns[name] = pd.array(values, dtype="Int64")
+        elif name in ("started", "ended"):
+            columns[name] = _timestamps(values)
+        elif name in ("duration_s", "progress"):
+            columns[name] = _floats(values)
+        else:
+            # object dtype keeps ints as ints next to None (a step without that parameter).
+            columns[name] = pd.Series(values, dtype=object)
     return _frame(columns)
 
 
@@ -538,21 +523,6 @@ def _frame(columns: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         {name: pd.Series(values).reset_index(drop=True) for name, values in columns.items()}
     )
-
-
-def _parameter_names(
-    tasks: Sequence[TaskOutcome], parameter_columns: ParameterColumns
-) -> list[str]:
-    declared = (name for params in parameter_columns.values() for name, _ in params)
-    # Parameters a task carries but the template did not declare still get a column, last.
-    seen = (name for t in tasks for name in t.parameters)
-    return _unique([*declared, *seen])
-
-
-def _parameter_column_names(names: Sequence[str]) -> list[str]:
-    # A task parameter may legally be called "state" or "step"; keep it apart from ours.
-    reserved = {"step", "task", *TASK_COLUMNS_AFTER_PARAMETERS}
-    return [f"{name} (parameter)" if name in reserved else name for name in names]
 
 
 def _text(values: Sequence[str | None]) -> pd.Series:
