@@ -30,6 +30,7 @@ __all__ = [
     "EventBus",
     "EventSink",
     "LogLines",
+    "ManifestProgress",
     "RunEnded",
     "RunStarted",
     "Subscriber",
@@ -109,6 +110,22 @@ class TaskEnded:
 
 
 @dataclass(frozen=True)
+class ManifestProgress:
+    """Hashing the run's inputs (before the first task) or outputs (after the last)."""
+
+    kind: str
+    """"inputs" or "outputs"."""
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+    @property
+    def done(self) -> bool:
+        return self.files_done >= self.files_total
+
+
+@dataclass(frozen=True)
 class ActionSource:
     """Which action a log line comes from: a task, or an environment's enter or exit."""
 
@@ -146,6 +163,7 @@ Event = (
     | TaskStatus
     | TaskEnded
     | LogLines
+    | ManifestProgress
 )
 Subscriber = Callable[[Event], None]
 

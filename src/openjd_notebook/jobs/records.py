@@ -28,6 +28,7 @@ with a warning instead of failing for the whole folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 from .action_logs import environment_log_name, safe_name, task_log_name
 from .errors import InputFileError, JobsError
 from .input_files import read_text_file
+from .manifests import ManifestEntry, entries_from_json, entries_json, manifest_digest
 from .outcomes import (
     ENVIRONMENT_SCOPES,
     TASK_STATES,
@@ -91,8 +93,10 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "path",
     "template_digest",
     "not_run",
+    "outputs_digest",
 )
-"""``tasks`` counts every selected task: those that ran and the ``not_run`` ones."""
+"""``tasks`` counts every selected task: those that ran and the ``not_run`` ones;
+``outputs_digest`` is one hash over the output manifest (equal for equal outputs)."""
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 """The largest run.json (or tasks.jsonl) read: 512 MiB, about a million rows of tasks that ran."""
 INCOMPLETE_ERROR = "the run did not finish (record incomplete)"
@@ -132,6 +136,8 @@ class RunRecorder:
     """Everything in run.json known at start (template, parameters, options, versions, host)."""
     selection: SelectionSource | None = None
     """The run's step plans, to count and list the tasks that did not run."""
+    manifests: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    """The input manifest once captured, and the output manifest at the end (as JSON)."""
 
     @classmethod
     def create(
@@ -147,6 +153,7 @@ class RunRecorder:
         run_id: str | None = None,
         parameter_columns: ParameterColumns | None = None,
         selection: SelectionSource | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> RunRecorder:
         """Make a new, unique record directory under ``root`` and write run.json as running.
 
@@ -167,6 +174,8 @@ class RunRecorder:
             "host": _host(),
             # Known at start, so the task rows of a run that never finishes load typed.
             "parameter_columns": _parameter_columns_json(parameter_columns or {}),
+            # Environment templates, path mapping rules, the actions' Python packages.
+            **(provenance or {}),
         }
         recorder = cls(run_dir, run_id, job_name, started, header, selection)
         recorder._write_run_json(state=_RUNNING, ended=None)
@@ -197,6 +206,11 @@ class RunRecorder:
         with open_private(self.run_dir / TASK_ROWS_FILE) as rows:
             rows.write(line)
 
+    def record_inputs(self, entries: Sequence[ManifestEntry]) -> None:
+        """Keep the input manifest in run.json at once: a run that dies still has it."""
+        self.manifests["inputs"] = entries_json(entries)
+        self._write_run_json(state=_RUNNING, ended=None)
+
     def finish(
         self,
         *,
@@ -207,6 +221,7 @@ class RunRecorder:
         parameter_columns: ParameterColumns,
         error: str | None = None,
         not_run: Mapping[str, int] | None = None,
+        outputs: Sequence[ManifestEntry] = (),
     ) -> JobResult:
         """Write the CSV tables and the final run.json; return the run's :class:`JobResult`.
 
@@ -226,7 +241,10 @@ class RunRecorder:
             error=error,
             not_run=not_run,
             selection=self.selection,
+            inputs=entries_from_json(self.manifests.get("inputs")),
+            outputs=outputs,
         )
+        self.manifests["outputs"] = entries_json(outputs)
         try:
             self._write_run_json(state=state, ended=ended, result=result)
             with open_private(self.run_dir / "tasks.csv", "w") as table:
@@ -251,6 +269,8 @@ class RunRecorder:
                 error=f"{error}; {note}" if error else note,
                 not_run=result.not_run,
                 selection=self.selection,
+                inputs=result.input_entries,
+                outputs=outputs,
             )
         return result
 
@@ -263,6 +283,7 @@ class RunRecorder:
             "started": self.started.isoformat(),
             "ended": None if ended is None else ended.isoformat(),
             "duration_s": None if ended is None else (ended - self.started).total_seconds(),
+            **self.manifests,
         }
         if result is not None:
             body.update(_outcomes_json(result))
@@ -529,6 +550,8 @@ def _result_from_json(body: Mapping[str, Any], run_dir: Path, run_file: Path) ->
         # Records of earlier versions have no counts but list the tasks as "not_run" rows.
         not_run=_not_run_from_json(body.get("not_run")) if finished else None,
         selection=_recorded_selection(body, run_file),
+        inputs=entries_from_json(body.get("inputs")),
+        outputs=entries_from_json(body.get("outputs")),
     )
 
 
@@ -713,4 +736,6 @@ def _run_row(run_dir: Path) -> dict[str, Any]:
         "path": run_dir.absolute(),
         "template_digest": _optional_text(digest, "template digest"),
         "not_run": not_run,
+        # Equal for runs that produced the same outputs: runs().groupby("outputs_digest").
+        "outputs_digest": manifest_digest(result.output_entries),
     }

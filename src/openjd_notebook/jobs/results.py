@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import html
 import os
 import stat
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .compare import Verification
     from .selection import StepPlan
 
 from ..progress import action_output
 from .errors import JobsError
+from .manifests import MANIFEST_COLUMNS, ManifestEntry
 from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
 from .tables import ENVIRONMENT_COLUMNS, TASK_OUTCOME_COLUMNS, Table, tasks_table
 
@@ -108,6 +111,8 @@ class JobResult:
         error: str | None = None,
         not_run: Mapping[str, int] | None = None,
         selection: SelectionSource | None = None,
+        inputs: Sequence[ManifestEntry] = (),
+        outputs: Sequence[ManifestEntry] = (),
     ) -> None:
         self._job_name = job_name
         self._state: RunState = state
@@ -127,6 +132,40 @@ class JobResult:
         self._not_run: dict[str, int] | None = None
         self._tasks_frame: pd.DataFrame | None = None
         self._environments_frame: pd.DataFrame | None = None
+        self._inputs = tuple(inputs)
+        self._outputs = tuple(outputs)
+        self._verification: Verification | None = None
+
+    # -- what went in and what came out ------------------------------------------------------
+
+    @property
+    def inputs(self) -> pd.DataFrame:
+        """The input manifest: every file of the PATH parameters with ``dataFlow`` IN or INOUT,
+        as found before the first task (parameter, path, size, mtime, sha256, state)."""
+        return _manifest_frame(self._inputs)
+
+    @property
+    def outputs(self) -> pd.DataFrame:
+        """The output manifest: every file of the OUT or INOUT PATH parameters after the run."""
+        return _manifest_frame(self._outputs)
+
+    @property
+    def input_entries(self) -> tuple[ManifestEntry, ...]:
+        return self._inputs
+
+    @property
+    def output_entries(self) -> tuple[ManifestEntry, ...]:
+        return self._outputs
+
+    @property
+    def verification(self) -> Verification | None:
+        """For ``rerun(..., verify=True)``: how this run's outputs compare with the record's."""
+        return self._verification
+
+    def _with_verification(self, verification: Verification) -> JobResult:
+        copied = copy.copy(self)
+        copied._verification = verification
+        return copied
 
     # -- plain attributes ---------------------------------------------------------------------
 
@@ -463,6 +502,8 @@ class JobResult:
             self.not_run,
             self._environments,
             self._parameter_columns,
+            self._inputs,
+            self._outputs,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -635,3 +676,13 @@ def _format_duration(seconds: float | None) -> str:
 def _entry_order(environment: EnvironmentOutcome) -> tuple[float, str]:
     started = environment.started.timestamp() if environment.started is not None else 0.0
     return (started, environment.worker)
+
+
+def _manifest_frame(entries: Sequence[ManifestEntry]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = [entry.as_row() for entry in entries]
+    frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS), dtype=object)
+    frame["size"] = pd.array(list(frame["size"]), dtype="Int64")
+    frame["mtime"] = _timestamps(list(frame["mtime"]))
+    return frame

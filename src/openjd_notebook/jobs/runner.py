@@ -26,13 +26,34 @@ from openjd.model.v2023_09 import EnvironmentTemplate
 from ..sessions import PathMappingRule
 from .action_logs import ActionLogWriter
 from .errors import JobsError, RunError
-from .events import EventBus, EventSink, RunEnded, RunStarted, Subscriber, TaskEnded
+from .events import (
+    EventBus,
+    EventSink,
+    ManifestProgress,
+    RunEnded,
+    RunStarted,
+    Subscriber,
+    TaskEnded,
+)
 from .executor import Executor, ExecutorRun
 from .interrupts import interrupts_as_requests
 from .local import LocalExecutor
+from .manifests import (
+    DEFAULT_HASH_BUDGET_BYTES,
+    DataFlow,
+    ManifestEntry,
+    capture_manifest,
+    path_parameters,
+)
 from .node import RunContext
 from .outcomes import EnvironmentOutcome, RunState, TaskOutcome
 from .path_mapping import PathMappingInput, load_path_mapping_rules
+from .provenance import (
+    action_commands,
+    environment_records,
+    path_mapping_records,
+    python_packages_if_used,
+)
 from .records import RunRecorder
 from .results import JobResult
 from .selection import (
@@ -77,6 +98,8 @@ class RunOptions:
     session_root: Path | None = None
     keep_workdir: bool = False
     cancel_grace: float | None = None
+    hash_budget: int | None = None
+    """Bytes each manifest hashes at most; None: ``DEFAULT_HASH_BUDGET_BYTES``."""
     runs_root: Path | None = None
     executor: str | None = None
     """How the executor describes itself, when one was given."""
@@ -93,6 +116,7 @@ class RunOptions:
             "environments": [str(getattr(e, "source", None) or e) for e in self.environments],
             "keep_workdir": self.keep_workdir,
             "cancel_grace": self.cancel_grace,
+            "hash_budget": self.hash_budget,
             "executor": self.executor,
         }
 
@@ -295,6 +319,7 @@ class JobRun:
             started=started,
             run_id=self.run_id,
             parameter_columns=_parameter_columns(plans),
+            provenance=self._provenance(),
         )
         self._recorder = recorder
         self._events.publish(
@@ -319,6 +344,8 @@ class JobRun:
             session_root=options.session_root,
             keep_workdir=options.keep_workdir,
         )
+        # What went in, before the first task can change it.
+        recorder.record_inputs(self._manifest("inputs", ("IN", "INOUT")))
         logs = ActionLogWriter(recorder.run_dir, self._events, on_failure=self._log_write_failed)
         self._sink = logs
         error: str | None = None
@@ -334,17 +361,55 @@ class JobRun:
         not_run = _Scheduler.not_run(plans, tasks)
         first_not_run = self._scheduler.first_not_run if self._scheduler else None
         environment_outcomes = [self._checked_environment(e) for e in environment_outcomes]
+        # What came out, whatever the end: a failed or canceled run's outputs tell most.
+        outputs = self._manifest("outputs", ("OUT", "INOUT"))
         return recorder.finish(
             state="failed" if error else self._final_state(tasks, environment_outcomes, not_run),
             ended=_now(),
             tasks=tasks,
             not_run=not_run,
+            outputs=outputs,
             environments=environment_outcomes,
             parameter_columns=_parameter_columns(plans),
             error=error
             or self._abandon_reason
             or _first_error(tasks, environment_outcomes, first_not_run),
         )
+
+    def _provenance(self) -> dict[str, Any]:
+        """What makes the run repeatable beyond its template, for the record."""
+        instance = self._prepared.instance
+        return {
+            "environment_templates": environment_records(self._prepared.environments),
+            "path_mapping_rules": path_mapping_records(self._prepared.rules),
+            "python_packages": python_packages_if_used(
+                action_commands(instance.job), instance.parameter_strings
+            ),
+        }
+
+    def _manifest(self, kind: str, flows: tuple[DataFlow, ...]) -> tuple[ManifestEntry, ...]:
+        """The manifest of the PATH parameters with these data flows; never fails the run."""
+        definitions = [
+            *(self.template.model.parameterDefinitions or ()),
+            *(d for e in self._prepared.environments for d in e.model.parameterDefinitions or ()),
+        ]
+        parameters = path_parameters(definitions, self._prepared.instance.parameter_values, flows)
+        if not parameters:
+            return ()
+
+        def progress(files: int, files_total: int, done: int, total: int) -> None:
+            self._events.publish(ManifestProgress(kind, files, files_total, done, total))
+
+        budget = self.options.hash_budget
+        try:
+            return capture_manifest(
+                parameters,
+                hash_budget_bytes=DEFAULT_HASH_BUDGET_BYTES if budget is None else budget,
+                progress=progress,
+            )
+        except Exception:
+            _LOG.exception("openjd-notebook: run %s: could not capture its %s", self.run_id, kind)
+            return ()
 
     def _schedule(
         self, plans: list[StepPlan], context: RunContext, events: EventSink
@@ -631,11 +696,16 @@ def start_job(
     on_event: Subscriber | Sequence[Subscriber] | None = None,
     runs_root: str | os.PathLike[str] | None = None,
     executor: Executor | None = None,
+    hash_budget: int | None = None,
 ) -> JobRun:
     """Start running a job in the background and return its ``JobRun`` handle.
 
     Bad input raises here, before anything starts: ``ParameterError`` (listing what the
     template expects), ``TemplateError``, ``SelectionError``, ``PathMappingError``.
+
+    PATH job parameters with ``dataFlow`` IN/INOUT are hashed before the first task and
+    OUT/INOUT ones after the run (``JobResult.inputs``/``outputs``); ``hash_budget`` caps the
+    bytes hashed per manifest (beyond it: size and mtime only).
     """
     options = RunOptions(
         parameters=dict(parameters or {}),
@@ -649,6 +719,7 @@ def start_job(
         session_root=Path(session_root) if session_root is not None else None,
         keep_workdir=keep_workdir,
         cancel_grace=cancel_grace,
+        hash_budget=hash_budget,
         runs_root=Path(runs_root) if runs_root is not None else None,
         executor=repr(executor) if executor is not None else None,
     )
