@@ -3,11 +3,17 @@
 Usage::
 
     python examples/execute_notebook.py notebooks/01-first-job.ipynb [--save OUT.ipynb]
+        [-p NAME VALUE ...] [--quick]
 
 The kernel runs on the given interpreter (by default this one), through a kernelspec written to
 a temporary directory, so the notebook never picks up whichever ``python3`` kernel happens to be
 installed. Progress is printed per cell; at the end the last run summary (the run's task table)
 is printed. The exit code is 1, with a clear message, when any cell fails.
+
+``-p NAME VALUE`` sets a variable of the notebook's ``parameters`` cell the way papermill does:
+a cell tagged ``injected-parameters`` goes right after it (VALUE is read as a Python literal,
+else taken as a string). ``--quick`` uses ``QUICK_PARAMETERS``, the values that make the
+tutorials' long workshop exercises short, as CI runs them.
 
 The functions are importable too: ``execute_notebook``, ``final_summaries``, ``error_outputs``
 and ``widget_outputs`` are what the tutorial tests use.
@@ -16,13 +22,14 @@ and ``widget_outputs`` are what the tutorial tests use.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -31,10 +38,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 __all__ = [
+    "QUICK_PARAMETERS",
     "NotebookExecutionError",
     "error_outputs",
     "execute_notebook",
     "final_summaries",
+    "inject_parameters",
     "main",
     "widget_outputs",
 ]
@@ -42,6 +51,15 @@ __all__ = [
 KERNEL_NAME = "openjd-notebook-headless"
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 RUN_MAGIC = "%openjd_run"
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+QUICK_PARAMETERS: dict[str, dict[str, Any]] = {
+    # Tutorial 4's stop-button exercise runs ten 3-second frames for a workshop; CI has no
+    # one to press the button, so the frames take a tenth of a second there.
+    "04-cancel-and-timeouts": {"exercise_frame_seconds": 0.1},
+}
+"""Per tutorial (file name without ``.ipynb``), the parameters a quick, unattended run uses."""
 
 CellProgress = Callable[[int, int, nbformat.NotebookNode, float], None]
 """Called after each code cell: (1-based cell number, number of cells, cell, seconds)."""
@@ -67,6 +85,24 @@ def _write_kernel_spec(directory: Path, python: str) -> None:
     (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
 
 
+def inject_parameters(notebook: nbformat.NotebookNode, parameters: dict[str, Any]) -> None:
+    """Set ``parameters`` as papermill does: a cell tagged ``injected-parameters`` right after
+    the cell tagged ``parameters`` (at the top when there is none)."""
+    if not parameters:
+        return
+    source = "# Parameters\n" + "".join(
+        f"{name} = {value!r}\n" for name, value in parameters.items()
+    )
+    cell = nbformat.v4.new_code_cell(source.rstrip("\n"))  # type: ignore[no-untyped-call]
+    cell.metadata["tags"] = [INJECTED_TAG]
+    tagged = [
+        index
+        for index, existing in enumerate(notebook.cells)
+        if PARAMETERS_TAG in existing.get("metadata", {}).get("tags", [])
+    ]
+    notebook.cells.insert(tagged[0] + 1 if tagged else 0, cell)
+
+
 def execute_notebook(
     path: str | Path,
     *,
@@ -75,11 +111,13 @@ def execute_notebook(
     cwd: str | Path | None = None,
     save_to: str | Path | None = None,
     on_cell: CellProgress | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> nbformat.NotebookNode:
     """Run every cell of the notebook at ``path`` in a fresh kernel and return it with outputs.
 
     ``python`` is the interpreter the kernel runs on, ``timeout`` the limit per cell in seconds,
-    ``cwd`` the kernel's working directory (default: the notebook's directory, as in Jupyter).
+    ``cwd`` the kernel's working directory (default: the notebook's directory, as in Jupyter),
+    ``parameters`` values for the notebook's ``parameters`` cell (see ``inject_parameters``).
     ``save_to`` also writes the executed notebook there, failed or not. A failing cell (an
     exception, a timeout or a dead kernel) stops the run and raises
     :class:`NotebookExecutionError`. The kernel's own stderr (its start-up warnings) is kept out
@@ -87,6 +125,7 @@ def execute_notebook(
     """
     path = Path(path)
     notebook: nbformat.NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    inject_parameters(notebook, parameters or {})
     working_directory = Path(cwd) if cwd is not None else path.resolve().parent
     with tempfile.TemporaryDirectory(prefix="openjd-kernels-") as kernels:
         _write_kernel_spec(Path(kernels), python)
@@ -202,11 +241,31 @@ def _print_progress(number: int, count: int, cell: nbformat.NotebookNode, second
     print(f"cell {number}/{count} {_first_line(cell)} ok ({seconds:.1f} s)", flush=True)
 
 
+def _literal(text: str) -> Any:
+    """``3`` and ``0.5`` as numbers, ``"'x'"`` as a string, anything else as it is."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute a notebook headless with nbclient.")
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--save", type=Path, metavar="OUT", help="write the executed notebook")
     parser.add_argument("--timeout", type=int, default=120, help="seconds allowed per cell")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a value for the notebook's parameters cell, as papermill -p",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="shorten the tutorials' workshop exercises"
+    )
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
         print(f"error: no notebook at {args.notebook}", file=sys.stderr)
@@ -214,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Executing {args.notebook} with {sys.executable}", flush=True)
     started = time.monotonic()
+    parameters = dict(QUICK_PARAMETERS.get(args.notebook.stem, {})) if args.quick else {}
+    parameters.update({name: _literal(value) for name, value in args.parameter})
     try:
         notebook = execute_notebook(
-            args.notebook, timeout=args.timeout, save_to=args.save, on_cell=_print_progress
+            args.notebook,
+            timeout=args.timeout,
+            save_to=args.save,
+            on_cell=_print_progress,
+            parameters=parameters,
         )
     except NotebookExecutionError as error:
         cell = error.notebook.cells[error.cell_number - 1]

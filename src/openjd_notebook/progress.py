@@ -43,11 +43,16 @@ __all__ = [
     "format_header",
     "format_parameters",
     "format_progress",
+    "format_rate",
+    "format_running_label",
     "format_running_task",
     "format_state",
     "format_step_counts",
     "format_step_line",
+    "format_step_status",
     "format_task_problem",
+    "is_protocol_line",
+    "step_rate",
 ]
 
 _BAR_WIDTH = 24
@@ -56,6 +61,9 @@ _OUTPUT_END = re.compile(r"^Process pid \d+ exited with code: (?P<code>-?\d+)")
 _PROBLEM_STATES = ("failed", "timeout", "canceled")
 _FAILURE_STATES = ("failed", "timeout")
 _FINAL_STATES = ("success", "failed", "canceled")
+_SEPARATOR = " \u00b7 "  # a middle dot, as between tqdm's fields
+# Progress and status reports: the dashboard shows them in the running rows already.
+_PROTOCOL_LINE = re.compile(r"^(?:\[[^\]]*\] )?\s*openjd_(?:progress|status):")
 
 
 # ---- progress per step --------------------------------------------------------------------
@@ -72,6 +80,10 @@ class StepProgress:
     running: int = 0
     not_run: int = 0
     """Selected tasks that did not run: known (and counted, never listed) once the run ended."""
+    started: datetime | None = None
+    """When the step's first task started: the start of its rate."""
+    last_ended: datetime | None = None
+    """When its latest task ended."""
 
     @property
     def done(self) -> int:
@@ -97,9 +109,9 @@ class RunProgress:
         if isinstance(event, RunStarted):
             return RunProgress.started(event)
         if isinstance(event, TaskStarted):
-            return self._with_step(event.step, lambda s: replace(s, running=s.running + 1))
+            return self._with_step(event.step, lambda s: _started(s, event.time))
         if isinstance(event, TaskEnded):
-            return self._with_step(event.outcome.step, lambda s: _ended(s, event.outcome.state))
+            return self._with_step(event.outcome.step, lambda s: _ended(s, event.outcome))
         if isinstance(event, RunEnded):
             counts = _not_run_counts(event.result)
             return RunProgress(tuple(replace(s, not_run=counts.get(s.name, 0)) for s in self.steps))
@@ -118,11 +130,19 @@ def _not_run_counts(result: Any) -> Mapping[str, int]:
     return counts if isinstance(counts, Mapping) else {}
 
 
-def _ended(step: StepProgress, state: str) -> StepProgress:
+def _started(step: StepProgress, time: datetime) -> StepProgress:
+    first = time if step.started is None else min(step.started, time)
+    return replace(step, running=step.running + 1, started=first)
+
+
+def _ended(step: StepProgress, outcome: TaskOutcome) -> StepProgress:
     ended = dict(step.ended)
-    ended[state] = ended.get(state, 0) + 1
+    ended[outcome.state] = ended.get(outcome.state, 0) + 1
+    last = step.last_ended
+    if outcome.ended is not None and (last is None or outcome.ended > last):
+        last = outcome.ended
     # A task canceled before it started never counted as running.
-    return replace(step, ended=ended, running=max(step.running - 1, 0))
+    return replace(step, ended=ended, running=max(step.running - 1, 0), last_ended=last)
 
 
 # ---- what a live view shows beyond the counts ---------------------------------------------
@@ -150,9 +170,13 @@ class LogTail:
     """Lines shown so far, including those that fell out of the tail."""
     open_outputs: frozenset[str] = frozenset()
     """Workers whose current batch ended inside an action's output (see ``action_output``)."""
+    hide_protocol: bool = False
+    """Leave out ``openjd_progress:`` and ``openjd_status:`` lines (``is_protocol_line``)."""
 
     def with_lines(self, worker: str, lines: Iterable[str], prefix: bool = False) -> LogTail:
         shown, still_open = action_output(lines, worker in self.open_outputs)
+        if self.hide_protocol:
+            shown = [line for line in shown if not is_protocol_line(line)]
         if prefix:
             shown = [f"[{worker}] {line}" for line in shown]
         opened = self.open_outputs | {worker} if still_open else self.open_outputs - {worker}
@@ -213,8 +237,16 @@ class LiveRun:
     cancel: CancelRequest | None = None
 
     @classmethod
-    def create(cls, job_name: str, log_tail_lines: int = 200, ended_limit: int = 50) -> LiveRun:
-        return cls(job_name, log=LogTail(log_tail_lines), ended_limit=ended_limit)
+    def create(
+        cls,
+        job_name: str,
+        log_tail_lines: int = 200,
+        ended_limit: int = 50,
+        *,
+        hide_protocol_lines: bool = False,
+    ) -> LiveRun:
+        tail = LogTail(log_tail_lines, hide_protocol=hide_protocol_lines)
+        return cls(job_name, log=tail, ended_limit=ended_limit)
 
     @property
     def finished(self) -> bool:
@@ -332,19 +364,74 @@ def format_bar(done: int, total: int | None, width: int = _BAR_WIDTH) -> str:
 def format_step_counts(step: StepProgress, separator: str = "  ") -> str:
     """``7/12  2 failed, 1 running``: tasks ended of planned, then what needs attention
     (and, once the run ended, ``3 not run``)."""
-    total = "?" if step.total is None else str(step.total)
+    notes = _step_notes(step)
+    return _done_of_total(step) + (separator + ", ".join(notes) if notes else "")
+
+
+def _done_of_total(step: StepProgress) -> str:
+    return f"{step.done}/{'?' if step.total is None else step.total}"
+
+
+def _step_notes(step: StepProgress) -> list[str]:
     notes = [f"{step.ended[s]} {s}" for s in _PROBLEM_STATES if step.ended.get(s)]
     if step.running:
         notes.append(f"{step.running} running")
     if step.not_run:
         notes.append(f"{step.not_run} not run")
-    return f"{step.done}/{total}" + (separator + ", ".join(notes) if notes else "")
+    return notes
 
 
-def format_step_line(step: StepProgress, name_width: int = 0, bar_width: int = _BAR_WIDTH) -> str:
-    """``Render  [#######.....] 7/12  2 failed, 1 running``."""
+def step_rate(step: StepProgress, now: datetime) -> float | None:
+    """Tasks ended per second since the step's first task started; None before one ended.
+
+    While no task of the step runs the clock stops at its last end, so a finished step
+    keeps its rate instead of slowing down as the rest of the run goes on.
+    """
+    if step.started is None or step.done == 0:
+        return None
+    until = step.last_ended if step.running == 0 and step.last_ended is not None else now
+    seconds = (until - step.started).total_seconds()
+    return step.done / seconds if seconds > 0 else None
+
+
+def format_rate(rate: float) -> str:
+    """``6.2 tasks/s``, or ``12.5 s/task`` below one a second, as tqdm turns it around."""
+    if rate >= 1:
+        return f"{rate:.1f} tasks/s"
+    return f"{1 / rate:.1f} s/task"
+
+
+def format_step_status(step: StepProgress, now: datetime) -> str:
+    """``102/200 · 51% · 6.2 tasks/s · ~0:15 left · 2 failed, 1 running``: as tqdm shows a
+    bar, then what needs attention. The estimate assumes the rate so far holds."""
+    parts = [_done_of_total(step)]
+    if step.total:
+        parts.append(f"{min(step.done * 100 // step.total, 100)}%")
+    rate = step_rate(step, now)
+    if rate is not None:
+        parts.append(format_rate(rate))
+        left = 0 if step.total is None else step.total - step.done
+        # A problem stops new work, and tasks that did not run never will: no estimate then.
+        stopped = step.not_run or any(step.ended.get(s) for s in _PROBLEM_STATES)
+        if left > 0 and not stopped:
+            parts.append(f"~{format_elapsed(left / rate)} left")
+    notes = _step_notes(step)
+    if notes:
+        parts.append(", ".join(notes))
+    return _SEPARATOR.join(parts)
+
+
+def format_step_line(
+    step: StepProgress,
+    name_width: int = 0,
+    bar_width: int = _BAR_WIDTH,
+    now: datetime | None = None,
+) -> str:
+    """``Render  [#######.....] 7/12  2 failed, 1 running``; with ``now``, the percent, rate
+    and estimate of ``format_step_status`` too."""
     bar = format_bar(step.done, step.total, bar_width)
-    return f"{step.name.ljust(name_width)}  {bar} {format_step_counts(step)}"
+    counts = format_step_counts(step) if now is None else format_step_status(step, now)
+    return f"{step.name.ljust(name_width)}  {bar} {counts}"
 
 
 def format_progress(progress: RunProgress, columns: int | None = None) -> list[str]:
@@ -417,6 +504,24 @@ def format_header(live: LiveRun, now: datetime, hint: str = "") -> str:
 def format_parameters(parameters: Mapping[str, Any]) -> str:
     """``Frame=4 Scene=a.blend``."""
     return " ".join(f"{name}={value}" for name, value in parameters.items())
+
+
+def format_running_label(task: RunningTask) -> str:
+    """``worker-1: Render[102] Frame=103 · 20% · bucket 2 of 10``."""
+    parts = [f"{task.worker}: {task.step}[{task.task}]"]
+    if task.parameters:
+        parts[0] += " " + format_parameters(task.parameters)
+    if task.progress is not None:
+        parts.append(f"{task.progress:.0f}%")
+    if task.status_message:
+        parts.append(task.status_message)
+    return _SEPARATOR.join(parts)
+
+
+def is_protocol_line(line: str) -> bool:
+    """Whether an output line is an ``openjd_progress:`` or ``openjd_status:`` report
+    (maybe after a ``[worker-N]`` prefix)."""
+    return _PROTOCOL_LINE.match(line) is not None
 
 
 def format_running_task(task: RunningTask) -> str:

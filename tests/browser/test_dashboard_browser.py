@@ -1,9 +1,12 @@
 """The dashboard in a real JupyterLab, driven by headless Debian Chromium through Playwright.
 
 One JupyterLab server and one page serve both tests (the notebook stays open): the first runs
-a 10-task job and watches the live dashboard, the second presses the notebook's stop button
-during a long task. Screenshots go to ``$OPENJD_SCREENSHOTS`` or a folder under the test's
-temporary directory; the folder is printed and recorded as the ``screenshots`` property.
+a 40-task job on two workers and watches the live dashboard (bars with percent, rate and time
+left, labelled running tasks, a task table whose header stays in view), then checks the one
+grouped summary it leaves and the run's timeline; the second presses the notebook's stop
+button during a long task and checks the countdown, the one-line stop message and the
+summary of what was canceled. Screenshots go to ``$OPENJD_SCREENSHOTS`` or a folder under the
+test's temporary directory; the folder is printed and recorded as the ``screenshots`` property.
 
 Needs ``/usr/bin/chromium`` (Debian's package; ``.ci/run`` installs it) and the ``playwright``
 package; the browser Playwright downloads itself is never used.
@@ -55,7 +58,7 @@ CHROMIUM_ARGS = [
 ]
 
 # Cell indices in the test notebook.
-LOAD, FRAMES, RUN_FRAMES, LONG, RUN_LONG = range(5)
+LOAD, FRAMES, RUN_FRAMES, TIMELINE, LONG, RUN_LONG = range(6)
 
 FRAMES_TEMPLATE = """\
 %%openjd_template frames
@@ -67,7 +70,7 @@ steps:
     taskParameterDefinitions:
     - name: Frame
       type: INT
-      range: "1-10"
+      range: "1-40"
   script:
     embeddedFiles:
     - name: work
@@ -75,26 +78,32 @@ steps:
       data: |
         import sys, time
         frame = int(sys.argv[1])
-        for line in range(1, 25):
+        for line in range(1, 13):
             print(f"frame {frame:02d} line {line:02d}", flush=True)
             if line % 3 == 0:
-                print(f"openjd_progress: {100 * line / 24:.0f}", flush=True)
-            time.sleep(0.03)
+                print(f"openjd_progress: {100 * line / 12:.0f}", flush=True)
+                print(f"openjd_status: bucket {line // 3} of 4", flush=True)
+            time.sleep(0.025)
     actions:
       onRun:
         command: @PYTHON@
         args: ["{{Task.File.work}}", "{{Task.Param.Frame}}"]
 """
 
-# Writes its pid where the test can read it; on SIGTERM (the graceful cancel) it cleans up for
-# 1.5 s, so the dashboard's countdown can be seen, writes a marker and leaves. Otherwise it
-# would wait five minutes.
+# Four frames; the first writes its pid where the test can read it; on SIGTERM (the graceful
+# cancel) it cleans up for 1.5 s, so the dashboard's countdown can be seen, writes a marker and
+# leaves. Otherwise it would wait five minutes. The other three never start.
 LONG_TEMPLATE = """\
 %%openjd_template long
 specificationVersion: jobtemplate-2023-09
 name: Long
 steps:
 - name: Wait
+  parameterSpace:
+    taskParameterDefinitions:
+    - name: Frame
+      type: INT
+      range: "1-4"
   script:
     embeddedFiles:
     - name: wait
@@ -128,7 +137,7 @@ NOTEBOOK_READY = """(path) => {
     const widget = window.jupyterapp?.shell?.currentWidget;
     return !!widget && widget.context?.path === path
         && widget.sessionContext?.session?.kernel?.status === 'idle'
-        && document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 5;
+        && document.querySelectorAll('.jp-Notebook .jp-Cell').length >= 6;
 }"""
 KERNEL_IDLE = """() => window.jupyterapp.shell.currentWidget
     .sessionContext.session.kernel.status === 'idle'"""
@@ -161,13 +170,18 @@ SAMPLE = """(area) => {
         const lines = range.getClientRects();
         logInView = inside(lines[lines.length - 1], [pre, pre.parentElement]);
     }
-    let rowInView = null;
+    let rowInView = null, headInView = null, firstRowHidden = null;
     const ended = area.querySelector('.jupyter-widgets table thead');
     if (ended) {
-        const rows = ended.closest('table').querySelectorAll('tr');
+        const rows = ended.closest('table').querySelectorAll('tbody tr');
         const box = ended.closest('table').parentElement;
         rowInView = inside(rows[rows.length - 1].getBoundingClientRect(), [box]);
+        headInView = inside(ended.querySelector('th').getBoundingClientRect(), [box]);
+        firstRowHidden = !inside(rows[0].getBoundingClientRect(), [box]);
     }
+    const counts = area.querySelector('.widget-gridbox .widget-html-content');
+    const running = [...area.querySelectorAll('.jupyter-widgets table')]
+        .filter((t) => !t.querySelector('thead')).map((t) => t.innerText);
     return {
         widgets: area.querySelectorAll('.jupyter-widgets').length,
         bar: bar ? parseFloat(bar.style.width || '0') : null,
@@ -177,6 +191,10 @@ SAMPLE = """(area) => {
         results: area.querySelectorAll('.openjd-job-result').length,
         logInView: logInView,
         rowInView: rowInView,
+        headInView: headInView,
+        firstRowHidden: firstRowHidden,
+        counts: counts ? counts.textContent : '',
+        running: running.join(String.fromCharCode(10)),
     };
 }"""
 
@@ -192,6 +210,10 @@ class Sample:
     results: int
     newest_line_in_view: bool | None
     newest_row_in_view: bool | None
+    header_in_view: bool | None
+    first_row_scrolled_away: bool | None
+    counts: str
+    running: str
 
 
 def log_total(log: str, caption: str) -> int:
@@ -205,7 +227,8 @@ def notebook_cells(root: Path) -> list[str]:
     return [
         "%load_ext openjd_notebook",
         FRAMES_TEMPLATE.replace("@PYTHON@", python),
-        "%openjd_run frames --out first",
+        "%openjd_run frames --workers 2",
+        "first = _\nfirst.timeline()",
         LONG_TEMPLATE.replace("@PYTHON@", python).replace("@ROOT@", str(root)),
         "%openjd_run long --out second --cancel-grace 3",
     ]
@@ -325,6 +348,10 @@ def sample(page: Page, index: int, start: float) -> Sample:
         results=seen["results"],
         newest_line_in_view=seen["logInView"],
         newest_row_in_view=seen["rowInView"],
+        header_in_view=seen["headInView"],
+        first_row_scrolled_away=seen["firstRowHidden"],
+        counts=seen["counts"],
+        running=seen["running"],
     )
 
 
@@ -346,16 +373,19 @@ def shown(area: Locator, limit: int = 4000) -> str:
     return text if len(text) <= limit else text[:limit] + "\n[...]"
 
 
-def result_rows(area: Locator) -> list[str]:
-    table = area.locator(".openjd-job-result").first
-    rows: list[str] = table.locator("tbody tr").all_inner_texts()
-    return rows
+def stderr_lines(area: Locator) -> list[str]:
+    """The lines of the cell's error output (what a traceback or one-line error shows)."""
+    errors = area.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    return [line for text in errors.all_inner_texts() for line in text.splitlines() if line]
+
+
+RATE = re.compile(r"\d+/40 · \d+% · [\d.]+ (tasks/s|s/task) · ~\d+:\d\d left")
 
 
 # ---- tests -----------------------------------------------------------------------------------
 
 
-def test_live_dashboard_then_static_table(page: Page, shots: Path) -> None:
+def test_live_dashboard_then_one_grouped_summary(page: Page, shots: Path) -> None:
     run_cell(page, LOAD, wait=True)
     run_cell(page, FRAMES, wait=True)
     start = time.monotonic()
@@ -368,7 +398,8 @@ def test_live_dashboard_then_static_table(page: Page, shots: Path) -> None:
         samples.append(now)
         if now.results:
             break
-        if not live_shot and now.bar is not None and now.bar >= 40:
+        scrolled = now.first_row_scrolled_away and now.header_in_view
+        if not live_shot and now.bar is not None and now.bar >= 40 and scrolled:
             snap(page, shots, "1-running", RUN_FRAMES)
             live_shot = True
         page.wait_for_timeout(200)
@@ -379,13 +410,13 @@ def test_live_dashboard_then_static_table(page: Page, shots: Path) -> None:
     live = [s for s in samples if s.widgets and s.bar is not None]
     trace = "\n".join(
         f"{s.at:5.1f}s bar={s.bar} log={s.log_lines} newest in view: line={s.newest_line_in_view}"
-        f" row={s.newest_row_in_view} | {s.last_line}"
+        f" row={s.newest_row_in_view} header={s.header_in_view} | {s.counts} | {s.last_line}"
         for s in live
     )
     print(f"\nrun of 'frames': {elapsed:.1f} s, {len(live)} live samples\n{trace}")
     area = output_area(page, RUN_FRAMES)
     trace += f"\n--- the cell's output now:\n{shown(area)}"
-    assert live_shot, f"never saw the bar at 40% or more:\n{trace}"
+    assert live_shot, f"never saw the bar at 40% with the task table scrolled:\n{trace}"
     bars = [s.bar for s in live if s.bar is not None]
     assert any(0 < bar < 100 for bar in bars), trace
     assert any(a < b for a, b in itertools.pairwise(bars)), f"bar never moved:\n{trace}"
@@ -393,20 +424,53 @@ def test_live_dashboard_then_static_table(page: Page, shots: Path) -> None:
     logs = [s.log_lines for s in live]
     assert any(a < b for a, b in itertools.pairwise(logs)), f"log never grew:\n{trace}"
     assert logs == sorted(logs), f"the log tail shrank:\n{trace}"
-    assert any(s.last_line.startswith("frame ") for s in live), trace
+    assert any(re.match(r"\[worker-[12]\] frame \d+ line", s.last_line) for s in live), trace
     assert live[-1].newest_line_in_view, f"the log tail does not show its newest line:\n{trace}"
+    # As tqdm: done/total, percent, rate and time left next to the bar.
+    assert any(RATE.search(s.counts) for s in live), f"no percent, rate and ETA:\n{trace}"
+    # Running tasks are labelled rows: worker, task, parameters, progress and status.
+    labelled = re.compile(r"worker-[12]: Render\[\d+\] Frame=\d+ · \d+% · bucket \d of 4")
+    assert any(labelled.search(s.running) for s in live), f"no labelled running row:\n{trace}"
+    # The ended tasks scroll under a header that stays in view.
+    assert all(s.header_in_view for s in live if s.first_row_scrolled_away), trace
+    assert any(s.first_row_scrolled_away for s in live), f"the task table never scrolled:\n{trace}"
 
-    # The end: the widgets were replaced, through the display id, by a static table.
+    # The end: the widgets were replaced, through the display id, by one static summary, and
+    # the magic's return value is not shown again as Out[].
     assert area.locator(".jupyter-widgets").count() == 0, shown(area)
     assert area.locator(".widget-hprogress").count() == 0, shown(area)
-    # With --out the magic binds the result and returns None: no second table as Out[3].
     assert area.locator(".openjd-job-result").count() == 1, shown(area)
-    summary = area.locator(".openjd-job-result").first.inner_text()
-    assert "success" in summary, summary
-    assert "10 tasks: 10 success" in summary, summary
-    rows = result_rows(area)
-    assert len(rows) == 10, rows
-    assert all("success" in row for row in rows), rows
+    assert area.locator(".jp-OutputArea-executeResult").count() == 0, shown(area)
+    summary = area.locator(".openjd-job-result").first
+    text = summary.inner_text()
+    assert "Frames" in text and "success" in text and "40 tasks: 40 success" in text, text
+    # Grouped: counts per step, no attention rows (nothing failed), every task folded away.
+    steps = summary.locator("table.openjd-steps tbody tr").all_inner_texts()
+    assert [row.split() for row in steps] == [["Render", "40", "40"]], steps
+    assert summary.locator("table.openjd-attention").count() == 0
+    assert summary.locator("details table.openjd-all-tasks tbody tr").count() == 40
+    assert not summary.locator("details table.openjd-all-tasks").is_visible()  # folded
+    summary.locator("details summary").click()
+    assert summary.locator("details table.openjd-all-tasks").is_visible()
+    snap(page, shots, "2b-finished-all-tasks", RUN_FRAMES)
+    summary.locator("details summary").click()
+    # The record is a link relative to the notebook; two workers: a small timeline.
+    link = summary.locator("a", has_text="openjd-runs/").first
+    href = link.get_attribute("href") or ""
+    print(f"\nthe record's link: {link.inner_text()} -> {href}")
+    assert re.search(r"/openjd-runs/[^/]+/run\.json", href), href  # Lab opens it when clicked
+    assert summary.locator("svg rect.openjd-task").count() == 40
+
+    run_cell(page, TIMELINE, wait=True)
+    chart = output_area(page, TIMELINE)
+    chart.locator(".openjd-timeline svg").wait_for(timeout=10_000)
+    snap(page, shots, "6-timeline", TIMELINE)
+    bars = chart.locator("svg rect.openjd-task")
+    assert bars.count() == 40
+    lanes = chart.locator("svg text").all_text_contents()
+    assert "worker-1" in lanes and "worker-2" in lanes, lanes
+    tip = bars.first.locator("title").text_content() or ""
+    assert re.match(r"Render\[\d+\] Frame=\d+\nsuccess, [\d.]+ s on worker-[12]", tip), tip
 
 
 def test_stop_button_cancels_the_run(page: Page, lab: LabServer, shots: Path) -> None:
@@ -429,10 +493,13 @@ def test_stop_button_cancels_the_run(page: Page, lab: LabServer, shots: Path) ->
     page.locator(
         ".jp-NotebookPanel-toolbar jp-button[data-command='notebook:interrupt-kernel']"
     ).click()
-    # The action takes 1.5 s to leave after its SIGTERM: the header counts the grace down.
+    # The action takes 1.5 s to leave after its SIGTERM: the header counts the grace down and
+    # says how to kill at once.
     countdown = area.locator(".widget-html-content", has_text="canceling")
     countdown.first.wait_for(timeout=5_000)
+    header = countdown.first.inner_text()
     snap(page, shots, "4-canceling", RUN_LONG)
+    assert "press ■ again to kill now" in header and "twice" not in header, header
     while not gone(pid):
         assert time.monotonic() - clicked < 8, f"action {pid} still alive 8 s after the stop"
         time.sleep(0.05)
@@ -447,6 +514,15 @@ def test_stop_button_cancels_the_run(page: Page, lab: LabServer, shots: Path) ->
 
     assert (lab.root / "long.sigterm").read_text() == "yes"  # the graceful cancel reached it
     assert area.locator(".jupyter-widgets").count() == 0, shown(area)
-    summary = area.locator(".openjd-job-result").first.inner_text()
-    assert "canceled" in summary, summary
-    assert "KeyboardInterrupt" in area.inner_text(), shown(area)
+    summary = area.locator(".openjd-job-result").first
+    assert "canceled" in summary.inner_text(), shown(area)
+    # One line instead of a traceback, and it says where the result is.
+    assert stderr_lines(area) == [
+        "KeyboardInterrupt: stopped: 1 task canceled, 3 not run; result in `second`"
+    ], shown(area)
+    # The summary groups the counts and lists only the task that needs attention.
+    steps = summary.locator("table.openjd-steps tbody tr").all_inner_texts()
+    assert [row.split() for row in steps] == [["Wait", "4", "1", "3"]], steps
+    attention = summary.locator("table.openjd-attention tbody tr").all_inner_texts()
+    assert len(attention) == 1 and "canceled" in attention[0], attention
+    assert "not run: 3 of Wait" in summary.inner_text()

@@ -329,3 +329,98 @@ def test_a_task_that_did_not_run_has_no_log(tmp_path: Path) -> None:
 def test_equality_covers_the_not_run_counts() -> None:
     assert make_result(not_run={"Render": 2}) != make_result(not_run={"Render": 3})
     assert make_result(not_run={"Render": 0}) == make_result()
+
+
+# ---- the summaries: counts per step, the tasks that need attention, the whole table folded ---
+
+
+def big_canceled_run(run_dir: Path | None = None) -> JobResult:
+    """200 frames on two workers: 15 done, 2 canceled mid-frame, the rest never started."""
+    tasks = [render_task(i, worker=f"worker-{1 + i % 2}", progress=None) for i in range(15)]
+    tasks += [
+        render_task(i, state="canceled", exit_code=None, worker=f"worker-{1 + i % 2}",
+                    fail_message="canceled by the user")
+        for i in (15, 16)
+    ]  # fmt: skip
+    return make_result(
+        run_dir,
+        state="canceled",
+        ended=at(20),
+        tasks=tasks,
+        not_run={"Render": 183},
+        error="canceled",
+    )
+
+
+def test_the_text_summary_counts_per_step_then_lists_only_what_needs_attention() -> None:
+    text = big_canceled_run().summary_text()
+    lines = text.splitlines()
+    assert lines[0] == "Demo: canceled | 200 tasks: 15 success, 2 canceled, 183 not run | 20.0 s"
+    assert lines[2].split() == ["step", "tasks", "success", "canceled", "not_run"]
+    assert lines[3].split() == ["Render", "200", "15", "2", "183"]
+    assert lines[4] == "needs attention:"
+    attention = [line for line in lines if "Render" in line and "canceled by the user" in line]
+    assert len(attention) == 2  # the two canceled tasks, not the 15 that succeeded
+    assert len(lines) == 9 and lines[-1].startswith("not run: 183 of Render")
+    assert "NaN" not in text and "<NA>" not in text and "None" not in text
+
+
+def test_the_record_is_shown_relative_to_a_base_and_never_as_a_home_path(tmp_path: Path) -> None:
+    run_dir = tmp_path / "openjd-runs" / "20260101-Demo-1"
+    result = make_result(run_dir)
+    assert result.summary_line(tmp_path).endswith("| record openjd-runs/20260101-Demo-1")
+    assert result.summary_line().endswith(f"| record {run_dir}")  # the CLI: as it is
+    page = result.summary_html(tmp_path)
+    assert "href='openjd-runs/20260101-Demo-1/run.json'" in page
+    assert "<code style='white-space:nowrap'>openjd-runs/20260101-Demo-1</code>" in page
+    elsewhere = make_result(Path.home() / "elsewhere" / "run").summary_line(tmp_path)
+    assert elsewhere.endswith("| record ~/elsewhere/run")
+
+
+def test_the_html_summary_groups_counts_and_folds_the_full_table(tmp_path: Path) -> None:
+    page = big_canceled_run(tmp_path / "run").summary_html(tmp_path)
+    steps = page.split("<table class='openjd-steps'", 1)[1].split("</table>", 1)[0]
+    assert ">not run</th>" in steps and "color:#ef6c00'>2</td>" in steps  # canceled, orange
+    attention = page.split("<table class='openjd-attention'", 1)[1].split("</table>", 1)[0]
+    assert attention.count("<tr>") == 3  # the header and the two canceled tasks
+    assert "Needs attention: 2 tasks" in page
+    assert "<details><summary style='cursor:pointer'>All 17 tasks that ran</summary>" in page
+    full = page.split("<table class='openjd-all-tasks'", 1)[1]
+    assert full.count("<tr>") == 18
+    assert "href='run/logs/Render/task-0000.log'" in full
+    assert "NaN" not in page and "&lt;NA&gt;" not in page and "None" not in page
+    # Two workers ran: a small timeline of the tasks per worker.
+    assert "<svg" in page and "result.timeline()" in page
+
+
+def test_a_successful_one_worker_run_has_no_attention_table_and_no_timeline() -> None:
+    page = make_result(state="success", tasks=[render_task(0), render_task(1)])._repr_html_()
+    assert "openjd-attention" not in page and "<svg" not in page
+    assert "All 2 tasks that ran" in page
+
+
+# ---- the timeline -----------------------------------------------------------------------------
+
+
+def test_the_timeline_has_a_lane_per_worker_and_a_bar_per_task() -> None:
+    result = big_canceled_run()
+    timeline = result.timeline()
+    assert timeline.workers == ("worker-1", "worker-2")
+    assert len(timeline.bars) == 17 and timeline.duration_s == 20.0
+    svg = timeline.to_svg()
+    assert svg.startswith("<svg") and svg.count("class='openjd-task'") == 17
+    assert "<title>Render[15] Frame=16 Scale=7.5 Camera=cam15\ncanceled, 1.5 s on worker-2" in svg
+    assert "style='fill:#ef6c00" in svg  # canceled bars in orange
+    assert "<script" not in svg
+    text = str(timeline)
+    assert text.splitlines()[0] == "Demo: 17 tasks on 2 workers in 20 s"
+    lane = text.splitlines()[1]
+    assert lane.startswith("worker-1 |#") and "~" in text
+    assert "openjd-timeline" in timeline._repr_html_()
+
+
+def test_a_timeline_leaves_out_tasks_that_never_started() -> None:
+    never = TaskOutcome(step="Render", task=9, state="canceled")
+    timeline = make_result(tasks=[render_task(0), never]).timeline()
+    assert [bar.task for bar in timeline.bars] == [0]
+    assert make_result(tasks=[]).timeline().to_svg().count("openjd-task") == 0

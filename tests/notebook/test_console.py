@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_a_run_prints_its_output_progress_and_summary(
     )
     assert [line for line in lines if line.startswith("frame")] == ["frame 1", "frame 2", "frame 3"]
     assert not any(line.startswith(("Output:", "Process pid", "Running command")) for line in lines)
-    assert "Render  [" + "#" * 24 + "] 3/3" in lines
+    assert any(line.startswith("Render  [" + "#" * 24 + "] 3/3 · 100% · ") for line in lines)
     assert lines[-len(result.summary_text().splitlines()) :] == result.summary_text().splitlines()
     assert any(line.startswith("Test Job: success | 3 tasks: 3 success | ") for line in lines)
 
@@ -82,7 +83,7 @@ def test_a_failure_prints_the_problem_and_a_failed_summary(
     out = capsys.readouterr().out
     assert result.state == "failed"
     assert "Render[1] failed: " in out
-    assert "2/3  1 failed" in out
+    assert re.search(r"2/3 · 66% · [\d.]+ (tasks/s|s/task) · 1 failed", out), out
     assert out.rstrip().endswith(result.summary_text().rstrip())
     assert "Test Job: failed" in out
 
@@ -157,5 +158,9 @@ def test_progress_lines_are_throttled_per_step_but_problems_and_the_end_always_s
     view.handle(LogLines("worker-1", "Render", 3, None, ("Output:", "late line")))
     written = stream.getvalue().splitlines()
     steps = [line for line in written if line.startswith("Render  [")]
-    assert [line.split("] ")[1] for line in steps] == ["1/4", "3/4  1 failed", "4/4  1 failed"]
+    assert [line.split("] ")[1] for line in steps] == [
+        "1/4 · 25%",
+        "3/4 · 75% · 1 failed",
+        "4/4 · 100% · 1 failed",
+    ]
     assert "Render[2] failed: exit code 0" in written and written[-1] == "late line"

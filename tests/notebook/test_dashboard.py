@@ -143,7 +143,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 def log_lines(view: Dashboard) -> list[str]:
     match = re.search(r"<pre[^>]*>(.*)</pre>", view.widgets.log.value, re.DOTALL)
-    return html.unescape(match.group(1)).split("\n") if match else []
+    text = re.sub(r"<[^>]+>", "", match.group(1)) if match else ""  # the dimming spans
+    return html.unescape(text).split("\n") if match else []
 
 
 def table_rows(view: Dashboard) -> list[str]:
@@ -170,7 +171,9 @@ def test_a_successful_run_fills_the_dashboard_then_leaves_a_static_summary(
     result = run_with(view, job, **roots)
     assert result.state == "success"
     assert bars(view) == {"Render": (4, 4, "success"), "Encode": (1, 1, "success")}
-    assert [counts.value for _, counts in view.widgets.bars] == ["4/4", "1/1"]
+    render, encode = (counts.value for _, counts in view.widgets.bars)
+    assert re.fullmatch(r"4/4 · 100% · [\d.]+ (tasks/s|s/task)", render), render
+    assert encode.startswith("1/1 · 100% · ")
     header = view.widgets.header.value
     assert "<b>Test Job</b>" in header and "success" in header and "stop button" not in header
     assert view.widgets.running.value == ""
@@ -185,7 +188,7 @@ def test_a_successful_run_fills_the_dashboard_then_leaves_a_static_summary(
 
     rows = table_rows(view)
     assert len(rows) == 5 and all(">success<" in row for row in rows)
-    assert "<td>Render</td><td>3</td><td>Frame=4</td>" in rows[3]
+    assert re.search(r">Render</td><td[^>]*>3</td><td[^>]*>Frame=4</td>", rows[3])
     assert "Tasks: 5 ended (5 success), 0 running" in view.widgets.table.value
 
     assert len(shown.updates) == 1
@@ -243,11 +246,12 @@ def test_tasks_that_did_not_run_show_as_a_count(shown: DisplaySpy, roots: dict[s
     result = run_with(view, template(frames(6, code)), **roots)
     assert result.not_run == {"Render": 5}
     counts = view.widgets.bars[0][1].value
-    assert "1/6, 1 failed, 5 not run" in counts
+    assert re.search(r"1/6 · 16% · [\d.]+ (tasks/s|s/task) · 1 failed, 5 not run", counts), counts
     assert "Tasks: 1 ended (1 failed), 0 running, 5 not run" in view.widgets.table.value
     assert len(table_rows(view)) == 1  # rows only for what ran
     bundle = shown.updates[0][0]
     assert "6 tasks: 1 failed, 5 not run" in bundle["text/plain"]
+    assert "ETA" not in counts and "left" not in counts  # a failure stops new work: no estimate
     assert "not run: 5 of Render" in bundle["text/html"]
 
 
@@ -259,13 +263,16 @@ def test_running_tasks_show_progress_and_status_and_interrupts_show_in_the_heade
     view.bind(run)
     wait_until(lambda: "rendering tile 3" in view.widgets.running.value)
     running = view.widgets.running.value
-    assert "worker-1" in running and "Render[0]" in running and "Frame=1" in running
-    assert "<progress value='45' max='100'></progress> 45%" in running
+    assert "worker-1: Render[0] Frame=1 · 45% · rendering tile 3" in running
+    assert "<progress value='45' max='100'" in running
     assert "stop button = cancel, twice = kill" in view.widgets.header.value
 
     view.show_cancel(force=False, grace_s=20)
     wait_until(lambda: "canceling" in view.widgets.header.value)
-    assert re.search(r"canceling, (20|19) s left before kill", view.widgets.header.value)
+    header = view.widgets.header.value
+    assert re.search(r"canceling, (20|19) s left before kill", header)
+    # While the countdown runs the header says how to kill now, not the general hint.
+    assert "press &#9632; again to kill now" in header and "twice" not in header
     run.cancel()
     view.show_cancel(force=True, grace_s=20)
     wait_until(lambda: "killing" in view.widgets.header.value)
@@ -348,3 +355,41 @@ def test_quiet_shows_a_placeholder_then_only_the_summary(
     assert [options for _, options in shown.displays] == [{"raw": True, "display_id": True}]
     assert shown.displays[0][0] == ({"text/plain": "Test Job: running"},)
     assert len(shown.updates) == 1 and set(shown.updates[0][0]) == {"text/html", "text/plain"}
+
+
+def test_the_end_closes_every_widget_after_the_summary_replaced_them(
+    shown: DisplaySpy, widget_messages: Counter[str], roots: dict[str, Any]
+) -> None:
+    view = Dashboard("Test Job", FAST)
+    run_with(view, template(frames(2, "print('hi')")), **roots)
+    assert len(shown.updates) == 1  # the summary first, through the display id
+    # Then every model (layouts and styles too) is closed: nothing left to save with the file.
+    assert widget_messages["comm_open"] > 0
+    assert widget_messages["comm_close"] == widget_messages["comm_open"], widget_messages
+
+
+def test_progress_and_status_lines_are_dimmed_in_the_log_or_left_out(
+    shown: DisplaySpy, roots: dict[str, Any]
+) -> None:
+    code = "print('openjd_progress: 50'); print('openjd_status: half'); print('real output')"
+    job = template(frames(1, code))
+    dimmed = Dashboard("Test Job", FAST)
+    run_with(dimmed, job, **roots)
+    assert log_lines(dimmed)[-3:] == ["openjd_progress: 50", "openjd_status: half", "real output"]
+    assert "<span style='opacity:0.5'>openjd_progress: 50</span>" in dimmed.widgets.log.value
+    assert "<span style='opacity:0.5'>real output" not in dimmed.widgets.log.value
+
+    hidden = Dashboard("Test Job", ViewOptions(refresh_s=0.1, hide_protocol_lines=True))
+    run_with(hidden, job, **roots)
+    assert log_lines(hidden) == ["real output"]
+
+
+def test_the_ended_tasks_table_keeps_its_header_in_view() -> None:
+    from openjd_notebook.jobs import TaskEnded, TaskOutcome
+    from openjd_notebook.notebook.dashboard import table_html
+    from openjd_notebook.progress import LiveRun
+
+    live = LiveRun.create("J").with_event(TaskEnded(TaskOutcome("Render", 0, state="success")))
+    table = table_html(live)
+    assert table.count("position:sticky;top:0") == 8  # every header cell
+    assert "width:max-content" in table and "white-space:nowrap" in table

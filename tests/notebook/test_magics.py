@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -141,3 +142,66 @@ def test_runs_lists_records(shell: InteractiveShell) -> None:
 def test_wait_and_cancel_without_a_run(shell: InteractiveShell) -> None:
     with pytest.raises(UsageError, match="No run has been started"):
         shell.run_line_magic("openjd_cancel", "")
+
+
+SLOW = TEMPLATE.replace(
+    "print('{{{{Param.Word}}}} {{{{Task.Param.N}}}}')", "import time; time.sleep(30)"
+).replace('range: "1-2"', 'range: "1-3"')
+
+
+def test_runs_show_times_to_the_second_canceled_apart_and_the_digest_on_hover(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    from openjd_notebook import start_job
+
+    shell.run_cell_magic("openjd_template", "echo", TEMPLATE)
+    shell.run_line_magic("openjd_run", "echo --quiet")
+    slow = Template.from_text(SLOW.replace("{{{{", "{{").replace("}}}}", "}}"))
+    run = start_job(slow, runs_root=tmp_path / "runs")
+    run.wait_for_task(state="running", timeout=30)
+    run.cancel(force=True)
+    run.wait()
+
+    listed = shell.run_line_magic("openjd_runs", "")
+    assert list(listed.frame["state"]) == ["canceled", "success"]
+    assert list(listed.frame["canceled"]) == [1, 0] and list(listed.frame["failed"]) == [0, 0]
+    text = str(listed)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", text)
+    assert not re.search(r"\d\d:\d\d:\d\d\.\d", text)  # no microseconds
+    assert "canceled" in text.splitlines()[0]
+    digest = listed.frame["template_digest"][0]
+    page = listed._repr_html_()
+    assert f"title='{digest}'" in page and f"<code>{digest[:12]}</code>" in page
+    assert "href='runs/" in page  # the record, relative to the notebook
+
+
+def test_stopped_says_what_was_canceled_in_one_line() -> None:
+    from datetime import datetime, timezone
+
+    from openjd_notebook.jobs.outcomes import TaskOutcome
+    from openjd_notebook.notebook.magics import stopped
+
+    result = JobResult(
+        job_name="J",
+        state="canceled",
+        started=datetime.now(timezone.utc),
+        ended=datetime.now(timezone.utc),
+        tasks=[TaskOutcome("R", i, state="canceled") for i in range(2)],
+        environments=[],
+        parameter_columns={"R": []},
+        run_dir=None,
+        not_run={"R": 182},
+    )
+    error = stopped(result, "r")
+    assert isinstance(error, KeyboardInterrupt)
+    assert str(error) == "stopped: 2 tasks canceled, 182 not run; result in `r`"
+    assert error._render_traceback_() == [f"KeyboardInterrupt: {error}"]  # type: ignore[attr-defined]
+
+
+def test_settings_show_their_values_defaults_and_help(shell: InteractiveShell) -> None:
+    shown: Any = shell.run_line_magic("openjd_config", "workers=3 hide_protocol_lines=True")
+    text = "\n".join(shown.lines())
+    assert re.search(r"workers = 3 +Tasks %openjd_run runs at once.*\(default 1\)", text)
+    assert "hide_protocol_lines = True" in text and "<td" in shown._repr_html_()
+    with pytest.raises(UsageError, match="cancel_grace=-1: should not be less than 0"):
+        shell.run_line_magic("openjd_config", "cancel_grace=-1")

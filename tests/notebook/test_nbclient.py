@@ -1,4 +1,5 @@
-"""A notebook using both magics, executed headless by nbclient, saves its final summary."""
+"""A notebook using both magics, executed headless by nbclient, saves its final summary and
+no widget state."""
 
 from __future__ import annotations
 
@@ -64,6 +65,14 @@ def test_executed_notebook_keeps_a_static_summary(kernel_spec_dir: Path, tmp_pat
     assert displays, "the run showed nothing"
     final = displays[0]["data"]
     assert "application/vnd.jupyter.widget-view+json" not in final  # replaced, not frozen at 0%
+    # Nobody watches a headless run live: no widget was made, so none is saved (and
+    # nbconvert's HTML needs no widget script from a CDN).
+    assert "widgets" not in notebook.metadata
+    assert not any(
+        "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        for cell in notebook.cells
+        for o in cell.outputs
+    )
     assert "success" in final["text/plain"] and "success" in final["text/html"]
     results = [o for o in run_cell.outputs if o.output_type == "execute_result"]
     assert results and "'success'" in results[0]["data"]["text/plain"]

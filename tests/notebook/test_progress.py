@@ -29,9 +29,13 @@ from openjd_notebook.progress import (
     format_cancel,
     format_elapsed,
     format_header,
+    format_running_label,
     format_running_task,
     format_state,
     format_step_counts,
+    format_step_status,
+    is_protocol_line,
+    step_rate,
 )
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -87,7 +91,9 @@ def test_events_fold_into_running_tasks_ended_rows_and_counts() -> None:
     live = fold(live, task_ended("Render", 0), task_started("Render", 1))
     assert [t.task for t in live.running] == [1]
     assert [t.task for t in live.ended] == [0] and live.ended_count == 1
-    assert live.progress.step("Render") == StepProgress("Render", 3, {"success": 1}, running=1)
+    assert live.progress.step("Render") == StepProgress(
+        "Render", 3, {"success": 1}, running=1, started=at(1), last_ended=at(2)
+    )
 
     ended = fold(live, RunEnded("r1", "success", at(5), None))
     assert ended.state == "success" and ended.finished and ended.running == ()
@@ -121,6 +127,60 @@ def test_step_counts_say_what_needs_attention() -> None:
     assert format_step_counts(StepProgress("R", 5, {"canceled": 1}, not_run=4)) == (
         "1/5  1 canceled, 4 not run"
     )
+
+
+def test_step_status_reads_like_tqdm_percent_rate_and_time_left() -> None:
+    step = StepProgress("Render", 200, {"success": 102}, running=2, started=T0, last_ended=at(16))
+    assert format_step_status(step, at(16.4)) == (
+        "102/200 · 51% · 6.2 tasks/s · ~0:15 left · 2 running"
+    )
+    slow = StepProgress("Render", 4, {"success": 1}, running=1, started=T0, last_ended=at(5))
+    assert format_step_status(slow, at(5)) == "1/4 · 25% · 5.0 s/task · ~0:15 left · 1 running"
+    # Finished: the clock stopped at the last end, and nothing is left to estimate.
+    done = StepProgress("Render", 10, {"success": 10}, started=T0, last_ended=at(4))
+    assert format_step_status(done, at(60)) == "10/10 · 100% · 2.5 tasks/s"
+    assert step_rate(done, at(60)) == 2.5
+    # A failure stops new work: no estimate; no rate before a task ended; unknown totals.
+    failed = StepProgress("R", 10, {"success": 2, "failed": 1}, running=1, started=T0)
+    assert format_step_status(failed, at(3)) == "3/10 · 30% · 1.0 tasks/s · 1 failed, 1 running"
+    assert format_step_status(StepProgress("R", 10, running=2, started=T0), at(3)) == (
+        "0/10 · 0% · 2 running"
+    )
+    assert format_step_status(StepProgress("Chunks", None), at(3)) == "0/?"
+
+
+def test_the_fold_records_when_a_step_started_and_last_ended() -> None:
+    live = fold(
+        LiveRun.create("J"),
+        started(Render=2),
+        task_started("Render", 0),
+        task_ended("Render", 0),
+    )
+    render = live.progress.step("Render")
+    assert render is not None and (render.started, render.last_ended) == (at(1), at(2))
+
+
+def test_running_tasks_read_as_labelled_rows() -> None:
+    task = RunningTask("Render", 102, "worker-1", {"Frame": 103}, 20.0, "bucket 2 of 10")
+    assert format_running_label(task) == "worker-1: Render[102] Frame=103 · 20% · bucket 2 of 10"
+    assert format_running_label(RunningTask("Encode", 0, "worker-2")) == "worker-2: Encode[0]"
+
+
+def test_progress_and_status_lines_can_be_left_out_of_the_tail() -> None:
+    lines = action(
+        "openjd_progress: 10", "frame 1", "openjd_status: tile 2", "  openjd_progress: 3"
+    )
+    kept = LogTail(10).with_lines("worker-1", lines)
+    assert kept.lines == (
+        "openjd_progress: 10",
+        "frame 1",
+        "openjd_status: tile 2",
+        "  openjd_progress: 3",
+    )
+    hidden = LiveRun.create("J", hide_protocol_lines=True).log.with_lines("worker-1", lines)
+    assert hidden.lines == ("frame 1",) and hidden.total == 1
+    assert is_protocol_line("[worker-2] openjd_status: x")
+    assert not is_protocol_line("openjd_fail: x") and not is_protocol_line("openjd_env: A=1")
 
 
 def test_the_end_of_the_run_brings_the_not_run_counts() -> None:

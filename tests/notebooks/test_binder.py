@@ -163,7 +163,10 @@ def execute(executor: ModuleType, notebook: Path, image: BinderImage) -> nbforma
     saved = notebook.with_name(f"{notebook.stem}.executed.ipynb")
     try:
         result: nbformat.NotebookNode = executor.execute_notebook(
-            notebook, python=str(image.python), save_to=saved
+            notebook,
+            python=str(image.python),
+            save_to=saved,
+            parameters=executor.QUICK_PARAMETERS.get(notebook.stem),
         )
     except executor.NotebookExecutionError as error:
         pytest.fail(f"{notebook.name}: {error}\n(executed notebook: {saved})")
@@ -186,6 +189,16 @@ def cell_text(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
+def pinned(path: Path) -> dict[str, str]:
+    """``name: version`` of every ``name==version`` line (names lower case, ``_`` as ``-``)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, equals, version = line.partition("==")
+        if equals and not line.startswith("#"):
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
 def test_binder_config_selects_the_pip_buildpack() -> None:
     binder = REPO / "binder"
     assert (binder / "requirements.txt").is_file()
@@ -193,6 +206,21 @@ def test_binder_config_selects_the_pip_buildpack() -> None:
     present = [name for name in OTHER_BUILDPACK_FILES if (binder / name).exists()]
     assert not present, f"binder/{present} would replace the pip buildpack's requirements.txt"
     assert (REPO / LAUNCH_NOTEBOOK).is_file(), f"the launch link opens {LAUNCH_NOTEBOOK}"
+
+
+def test_binder_pins_a_tested_set_and_leaves_the_base_image_alone() -> None:
+    binder = REPO / "binder"
+    lines = [
+        line.strip()
+        for line in (binder / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines == ["-c constraints.txt", ".[examples,dask]"], lines
+    pins = pinned(binder / "constraints.txt")
+    for package in ("ipykernel", "ipywidgets", "jupyterlab-widgets", "pandas", "openjd-model"):
+        assert package in pins, f"constraints.txt does not pin {package}"
+    # The base image brings JupyterLab and its server; pinning them here would fight it.
+    assert not {"jupyterlab", "notebook", "jupyter-server"} & set(pins)
 
 
 def test_binder_installs_the_repository(image: BinderImage) -> None:
@@ -220,8 +248,42 @@ def test_kernels_have_the_magics_without_load_ext(
     assert "workers" in cell_text(executed.cells[0]), executed.cells[0].outputs
 
 
+def test_binder_installs_the_pinned_versions(image: BinderImage) -> None:
+    frozen = subprocess.run(
+        [str(image.python), "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_without_python_overrides(dict(os.environ)),
+    ).stdout
+    installed = {}
+    for line in frozen.splitlines():
+        name, _, version = line.partition("==")
+        installed[name.lower().replace("_", "-")] = version
+    wanted = pinned(image.root / "binder" / "constraints.txt")
+    wrong = {name: (version, installed.get(name)) for name, version in wanted.items()}
+    wrong = {name: pair for name, pair in wrong.items() if pair[0] != pair[1]}
+    assert not wrong, f"not the pinned versions (pinned, installed): {wrong}"
+
+
+def test_load_ext_in_a_binder_kernel_says_nothing(
+    in_image: BinderImage, executor: ModuleType, tmp_path: Path
+) -> None:
+    """The tutorials' own %load_ext is the first load: no "already loaded" notice."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("%load_ext openjd_notebook")]
+    path = tmp_path / "load-ext.ipynb"
+    nbformat.write(notebook, path)
+
+    executed = execute(executor, path, in_image)
+
+    assert executed.cells[0].outputs == []
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_the_binder_environment(
     name: str, in_image: BinderImage, executor: ModuleType
 ) -> None:
-    execute(executor, in_image.root / name, in_image)
+    executed = execute(executor, in_image.root / name, in_image)
+    noise = [cell_text(cell) for cell in executed.cells if "already loaded" in cell_text(cell)]
+    assert not noise, f"{name}: {noise}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 import time
@@ -56,7 +57,10 @@ def test_tutorial_runs_top_to_bottom(notebook: Path, tmp_path: Path) -> None:
     started = time.monotonic()
     try:
         executed = executor.execute_notebook(
-            copy, cwd=workdir, save_to=tmp_path / f"executed-{notebook.name}"
+            copy,
+            cwd=workdir,
+            save_to=tmp_path / f"executed-{notebook.name}",
+            parameters=executor.QUICK_PARAMETERS.get(notebook.stem),
         )
     except executor.NotebookExecutionError as error:
         pytest.fail(f"{notebook.name}: {error}", pytrace=False)
@@ -67,7 +71,42 @@ def test_tutorial_runs_top_to_bottom(notebook: Path, tmp_path: Path) -> None:
     assert executor.final_summaries(executed), f"{notebook.name}: no static run summary"
     frozen = executor.widget_outputs(executed)
     assert not frozen, f"{notebook.name}: a %openjd_run output is still a widget: {frozen}"
+    assert "widgets" not in executed.metadata, f"{notebook.name} saved widget state"
     assert elapsed < MAX_SECONDS, f"{notebook.name} took {elapsed:.1f} s"
+
+
+def parameters_cell(notebook: Path) -> tuple[int, list[str]]:
+    """The index of the cell tagged ``parameters`` and the names it assigns."""
+    import ast
+
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{notebook.name}: {len(tagged)} cells tagged 'parameters'"
+    tree = ast.parse(cells[tagged[0]].source)
+    names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+    assert names and all(isinstance(node, ast.Assign) for node in tree.body), notebook.name
+    return tagged[0], names
+
+
+@pytest.mark.parametrize("notebook", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_every_tutorial_has_parameters_that_reach_its_jobs(notebook: Path) -> None:
+    """papermill -p NAME VALUE overrides them; a later cell puts each into a dict that a run
+    takes with --params (or into the Python API's parameters)."""
+    import nbformat
+
+    index, names = parameters_cell(notebook)
+    later = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells[index + 1 :])
+    assert "--params" in later, notebook.name
+    for name in names:
+        assert re.search(rf"\b{name}\b", later), f"{notebook.name}: {name} is never used"
+
+
+def test_quick_parameters_name_variables_of_parameters_cells() -> None:
+    for stem, values in executor.QUICK_PARAMETERS.items():
+        _, names = parameters_cell(NOTEBOOKS / f"{stem}.ipynb")
+        assert set(values) <= set(names), stem
 
 
 def test_final_summaries_and_errors_are_found(tmp_path: Path) -> None:

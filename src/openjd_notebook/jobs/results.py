@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import html
 import os
 import stat
 from collections import Counter
@@ -21,10 +20,12 @@ if TYPE_CHECKING:
     from .selection import StepPlan
 
 from ..progress import action_output
+from . import result_display
 from .errors import JobsError
 from .manifests import MANIFEST_COLUMNS, ManifestEntry
 from .outcomes import TASK_STATES, EnvironmentOutcome, RunState, TaskOutcome
-from .tables import ENVIRONMENT_COLUMNS, TASK_OUTCOME_COLUMNS, Table, tasks_table
+from .tables import ENVIRONMENT_COLUMNS, TASK_OUTCOME_COLUMNS, tasks_table
+from .timeline import Timeline
 
 __all__ = [
     "ENVIRONMENT_COLUMNS",
@@ -50,9 +51,6 @@ its last 64 MiB after a line saying so; the whole file is ``run_dir / log_path``
 
 TASK_COLUMNS_AFTER_PARAMETERS: tuple[str, ...] = TASK_OUTCOME_COLUMNS
 _FAILURE_STATES = ("failed", "timeout", "canceled")
-_STATE_COLOURS = {"success": "#2e7d32", "failed": "#c62828", "canceled": "#ef6c00"}
-_HTML_MAX_ROWS = 60
-_TEXT_MAX_ROWS = 30
 _MAX_LISTED_FAILURES = 5
 
 
@@ -409,24 +407,24 @@ class JobResult:
 
     # -- display ------------------------------------------------------------------------------
 
-    def summary_line(self) -> str:
-        """Job name, state, task counts per state, duration and record directory, as one line."""
-        parts = [f"{self._job_name}: {self._state}", self._counts_text()]
-        parts.append(_format_duration(self.duration_s))
-        if self._run_dir is not None:
-            parts.append(f"record {self._run_dir}")
-        return " | ".join(parts)
+    def summary_line(self, base: str | os.PathLike[str] | None = None) -> str:
+        """Job name, state, task counts per state, duration and record directory, as one line;
+        the record relative to ``base`` when given (and inside it)."""
+        return result_display.summary_line(self, _base(base))
 
-    def summary_text(self) -> str:
-        """Plain-text summary: the summary line, the error if any, and a compact task table."""
-        lines = [self.summary_line()]
-        if self._error:
-            lines.append(f"error: {self._error}")
-        if self._tasks:
-            lines.append(self._compact_table().to_text(max_rows=_TEXT_MAX_ROWS))
-        if self.not_run:
-            lines.append(self._not_run_text())
-        return "\n".join(lines)
+    def summary_text(self, base: str | os.PathLike[str] | None = None) -> str:
+        """Plain-text summary: the summary line, the error, counts per state per step, the
+        tasks that need attention (failed, timed out, canceled) and those that did not run."""
+        return result_display.summary_text(self, _base(base))
+
+    def summary_html(self, base: str | os.PathLike[str] | None = None) -> str:
+        """The HTML summary (``_repr_html_`` with the current directory as ``base``)."""
+        return result_display.summary_html(self, _base(base))
+
+    def timeline(self) -> Timeline:
+        """The tasks per worker over time, a Gantt chart (self-contained SVG; ``str`` gives a
+        text version). Hover a bar for its step, task, parameters and duration."""
+        return Timeline.from_outcomes(self._job_name, self._tasks, self._started, self._ended)
 
     def __repr__(self) -> str:
         return (
@@ -435,59 +433,19 @@ class JobResult:
         )
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        # IPython's text/plain: the full summary, while repr() stays one line.
-        printer.text(repr(self) if cycle else self.summary_text())
+        # IPython's text/plain: the full summary, while repr() stays one line. The record is
+        # shown relative to the kernel's directory, as in the HTML.
+        printer.text(repr(self) if cycle else self.summary_text(Path.cwd()))
 
     def _repr_html_(self) -> str:
-        table = ""
-        if self._tasks:
-            table = self._compact_tasks().to_html(
-                index=False, escape=True, max_rows=_HTML_MAX_ROWS, na_rep="", border=0
-            )
-        if self.not_run:
-            table += f"<p style='color:#757575'>{html.escape(self._not_run_text())}</p>"
-        return f"<div class='openjd-job-result'>{self._summary_html()}{table}</div>"
-
-    def _summary_html(self) -> str:
-        colour = _STATE_COLOURS.get(self._state, "inherit")
-        parts = [
-            f"<b>{html.escape(self._job_name)}</b>",
-            f"<span style='color:{colour};font-weight:bold'>{html.escape(self._state)}</span>",
-            html.escape(self._counts_text()),
-            html.escape(_format_duration(self.duration_s)),
-        ]
-        if self._run_dir is not None:
-            parts.append(f"record <code>{html.escape(str(self._run_dir))}</code>")
-        error = f"<br><span>error: {html.escape(self._error)}</span>" if self._error else ""
-        return f"<p>{' &middot; '.join(parts)}{error}</p>"
+        return self.summary_html(Path.cwd())
 
     def _counts_text(self) -> str:
-        counts = self.state_counts()
-        listed = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in counts.items())
-        total = sum(counts.values())
-        noun = "task" if total == 1 else "tasks"
-        return f"{total} {noun}" + (f": {listed}" if listed else "")
+        return result_display.counts_text(self.state_counts())
 
     def _not_run_text(self) -> str:
         """``not run: 182 of Render, 1 of Encode (JobResult.not_run_tasks() lists them)``."""
-        steps = ", ".join(f"{n} of {step}" for step, n in self.not_run.items())
-        return f"not run: {steps} (JobResult.not_run_tasks() lists them)"
-
-    def _compact_table(self) -> Table:
-        """The columns a summary shows, as plain rows (no pandas: the CLI prints this)."""
-        table = tasks_table(self._tasks, self._parameter_columns)
-        hidden = ["started", "ended", "progress", "log_path", "status_message"]
-        if all(value is None for value in table.column("fail_message")):
-            hidden.append("fail_message")
-        return table.without(hidden)
-
-    def _compact_tasks(self) -> pd.DataFrame:
-        frame = self.tasks
-        hidden = ["started", "ended", "progress", "log_path", "status_message"]
-        if frame["fail_message"].isna().all():
-            hidden.append("fail_message")
-        # Hundredths of a second are as precise as a summary needs to be.
-        return frame.drop(columns=hidden).round({"duration_s": 2})
+        return result_display.not_run_text(self.not_run)
 
     # -- equality -----------------------------------------------------------------------------
 
@@ -662,15 +620,11 @@ def _describe_indices(indices: Sequence[int]) -> str:
 
 
 def _format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "not finished"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return result_display.format_duration(seconds)
+
+
+def _base(base: str | os.PathLike[str] | None) -> Path | None:
+    return Path(base) if base is not None else None
 
 
 def _entry_order(environment: EnvironmentOutcome) -> tuple[float, str]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openjd.model.v2023_09 import EnvironmentTemplate
 
@@ -37,6 +37,7 @@ from .events import (
 )
 from .executor import Executor, ExecutorRun
 from .interrupts import interrupts_as_requests
+from .live_tasks import LIVE_STATES, LiveTask, TaskBoard
 from .local import LocalExecutor
 from .manifests import (
     DEFAULT_HASH_BUDGET_BYTES,
@@ -65,6 +66,9 @@ from .selection import (
     typed_parameters,
 )
 from .template import JobInstance, Template
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _LOG = logging.getLogger(__name__)
 _POLL_S = 0.1
@@ -180,6 +184,9 @@ class JobRun:
         self._executor = executor
         self._events = EventBus(self.run_id)
         self._sink: EventSink = self._events
+        # First, so whoever hears of a task can already find it in ``tasks``.
+        self._board = TaskBoard()
+        self._events.subscribe(self._board.handle)
         for subscriber in subscribers:
             self._events.subscribe(subscriber)
         self._lock = threading.Lock()
@@ -214,6 +221,39 @@ class JobRun:
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` seconds for the end; True once ended. Interrupts propagate."""
         return self._done.wait(timeout)
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """A snapshot of the tasks that started so far, one row each, shaped like
+        ``JobResult.tasks``; a task's state is "running" until it ends."""
+        return self._board.frame(_parameter_columns(self._prepared.plans))
+
+    def wait_for_task(
+        self,
+        step: str | None = None,
+        task: int | None = None,
+        *,
+        state: str = "running",
+        timeout: float | None = None,
+    ) -> LiveTask:
+        """Block until a task (of ``step``, with index ``task``) reached ``state`` and return it.
+
+        ``state`` is "running" (the task started; it may have ended since: the returned
+        ``LiveTask.state`` says), "ended" (in any state), or a final state such as "success"
+        or "canceled". Raises ``TimeoutError`` after ``timeout`` seconds and
+        ``NoSuchTaskError`` (a ``LookupError``) when the run ends first.
+        """
+        if state not in LIVE_STATES:
+            raise ValueError(f"state must be one of {', '.join(LIVE_STATES)}; got {state!r}")
+
+        def matches(live: LiveTask) -> bool:
+            return live.step == (step or live.step) and task in (None, live.task)
+
+        which = f"of step {step!r} " if step is not None else ""
+        which += f"with index {task} " if task is not None else ""
+        return self._board.wait_for(
+            lambda live: matches(live) and live.reached(state), timeout, f"{which}reached {state!r}"
+        )
 
     def on_event(self, subscriber: Subscriber) -> None:
         """Receive this run's events from now on, in order, on the run's event thread."""

@@ -1,8 +1,9 @@
 """The text view of a run, for terminal IPython and plain Python: lines, no widgets.
 
 Prints what the actions printed (prefixed ``[worker-N]`` when several workers run), a progress
-line per step as its tasks end (at most one a second per step, always for a problem or the
-step's last task), the interrupt feedback, and finally the run's summary. Plain lines only: a
+line per step with percent, rate and time left as tqdm has them, as its tasks end (at most one
+a second per step, always for a problem or the step's last task), the interrupt feedback, and
+finally the run's summary. Plain lines only: a
 terminal IPython prompt does not mix well with cursor movement.
 """
 
@@ -112,7 +113,7 @@ class ConsoleView:
         step = self._live.progress.step(outcome.step)
         if step is not None and (lines or self._step_line_due(step)):
             width = max(len(s.name) for s in self._live.progress.steps)
-            lines.append(format_step_line(step, width))
+            lines.append(format_step_line(step, width, now=datetime.now(timezone.utc)))
             self._step_printed[step.name] = self._clock()
         return lines
 

@@ -3,10 +3,13 @@
 Layout, one ``VBox``::
 
     header   HTML         job name, state (with the cancel countdown), elapsed time, how to stop
-    steps    GridBox      per step: IntProgress (done/total, red once a task failed) + HTML counts
-    running  HTML         the running tasks with their openjd_progress and openjd_status
-    log      HTML         the last lines of output in a box that stays scrolled to the bottom
-    table    HTML         the last tasks that ended, the counts, and where the full logs are
+    steps    GridBox      per step: IntProgress (red once a task failed) + HTML counts, percent,
+                          rate and time left, as tqdm shows them
+    running  HTML         a labelled row per running task: its openjd_progress and openjd_status
+    log      HTML         the last lines of output in a box that stays scrolled to the bottom;
+                          progress and status reports dimmed (or left out)
+    table    HTML         the last tasks that ended under a header that stays in view, the
+                          counts, and where the full logs are
     cancel   Button       only for ``--no-block`` runs, which the stop button cannot reach
 
 Widget traffic is kept small on purpose (Jupyter servers drop iopub messages over about a
@@ -14,20 +17,18 @@ thousand a second): every widget shares one ``Layout`` and one style per kind, e
 writes only values that changed, at most every ``refresh_s``, and whole texts are replaced
 rather than appended. One UI thread per run owns every widget write; ``handle`` only queues.
 When the run ends the dashboard is replaced, through its ``display_id``, by a static HTML and
-text summary, so a saved or nbconvert-executed notebook shows the result, not a frozen bar.
+text summary, so a saved or nbconvert-executed notebook shows the result, not a frozen bar;
+then its widgets are closed, so no widget state is left to be saved with the notebook.
 """
 
 from __future__ import annotations
 
-import html
-import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import ipywidgets
@@ -36,17 +37,14 @@ from ipywidgets.widgets.widget_int import ProgressStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ..jobs import Event, JobResult, JobRun, RunEnded
-from ..jobs.outcomes import TaskOutcome
-from ..progress import (
-    LiveRun,
-    LogTail,
-    RunningTask,
-    StepProgress,
-    bar_style,
-    format_elapsed,
-    format_parameters,
-    format_state,
-    format_step_counts,
+from ..progress import LiveRun, StepProgress, bar_style
+from .live_html import (
+    button_state,
+    counts_html,
+    header_html,
+    log_html,
+    running_html,
+    table_html,
 )
 from .views import ViewOptions, summary_bundle
 
@@ -62,24 +60,13 @@ __all__ = [
 
 _BLOCKING_HINT = "&#9632; stop button = cancel, twice = kill"
 _BUTTON_HINT = "Cancel button = cancel, twice = kill"
+# While a graceful cancel counts down, the one thing left to say is how to kill now.
+_BLOCKING_CANCEL_HINT = "press &#9632; again to kill now"
+_BUTTON_CANCEL_HINT = "click Kill now to kill at once"
 _ENDED_ROWS = 50
 _MIN_REFRESH_S = 0.1  # 10 redraws a second at most, whatever the configuration says
-_MAX_LINE_CHARS = 400
 _MAX_DRAIN = 1000
 _JOIN_TIMEOUT_S = 10.0
-_COLOURS = {
-    "success": "#2e7d32",
-    "failed": "#c62828",
-    "timeout": "#c62828",
-    "canceled": "#ef6c00",
-    "not_run": "#757575",
-}
-_MUTED = "color:#757575"
-# A scroll box that starts at its bottom, so the newest line or row is the one in view.
-_TAIL_BOX = (
-    "max-height:{height};overflow-y:auto;display:flex;flex-direction:column-reverse;"
-    "border:1px solid #e0e0e0;border-radius:2px"
-)
 
 
 @dataclass(frozen=True)
@@ -109,8 +96,14 @@ class Dashboard:
         self._options = options
         self._refresh_s = max(options.refresh_s, _MIN_REFRESH_S)
         self._hint = _BLOCKING_HINT if options.blocking else _BUTTON_HINT
+        self._cancel_hint = _BLOCKING_CANCEL_HINT if options.blocking else _BUTTON_CANCEL_HINT
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._live = LiveRun.create(job_name, options.log_tail_lines, _ENDED_ROWS)
+        self._live = LiveRun.create(
+            job_name,
+            options.log_tail_lines,
+            _ENDED_ROWS,
+            hide_protocol_lines=options.hide_protocol_lines,
+        )
         self._ended_result: JobResult | None = None
         self._run: JobRun | None = None
         self._clicks = 0
@@ -193,10 +186,10 @@ class Dashboard:
         now = live.whole_second(now)
         if live.progress.steps and not widgets.bars:
             widgets.add_steps(live.progress.steps)
-        widgets.header.value = header_html(live, now, self._hint)
+        widgets.header.value = header_html(live, now, self._hint, self._cancel_hint)
         for step, (bar, counts) in zip(live.progress.steps, widgets.bars, strict=True):
             _set_bar(bar, step)
-            counts.value = counts_html(step)
+            counts.value = counts_html(step, now)
         widgets.running.value = running_html(live.running)
         widgets.log.value = log_html(live.log, live.run_dir)
         widgets.table.value = table_html(live)
@@ -226,13 +219,15 @@ class Dashboard:
             self._finish_lock.release()
 
     def _replace(self, result: JobResult) -> None:
-        # No widget mimetype in the bundle and no close(): a saved notebook keeps this summary.
+        # No widget mimetype in the bundle: a saved notebook keeps this summary. The widgets
+        # close only after it replaced their view, so the output never shows a closed widget.
         self._finished = True
         bundle = summary_bundle(result)
         if self._display is not None:
             self._display.update(bundle, raw=True)
         else:
             display.display(bundle, raw=True)  # type: ignore[no-untyped-call]
+        self.widgets.close()
 
     # ---- the Cancel button (its clicks arrive on the kernel's main thread) ------------------
 
@@ -253,6 +248,7 @@ class _Widgets:
         # Each widget would otherwise open its own Layout and style model: one comm each.
         self._layout = ipywidgets.Layout()
         self._html_style = HTMLStyle()
+        self._styles: list[Any] = []  # the per-step bar style and the grid's layout
         self.header = self._html()
         self.running = self._html()
         self.log = self._html()
@@ -264,23 +260,36 @@ class _Widgets:
                 description="Cancel", button_style="warning", layout=self._layout
             )
         self.box = ipywidgets.VBox(children=self._children(None), layout=self._layout)
+        self._grid: Any = None
+
+    def close(self) -> None:
+        """Close every widget model (layouts and styles too): nothing is left in the kernel
+        or in the frontend's widget state to be saved with the notebook."""
+        owned = [self.box, self._grid, self.header, self.running, self.log, self.table]
+        owned += [widget for pair in self.bars for widget in pair]
+        owned += [self.button, self._layout, self._html_style, *self._styles]
+        for widget in owned:
+            if widget is not None:
+                widget.close()
 
     def add_steps(self, steps: Sequence[StepProgress]) -> None:
         """One bar and one counts label per step, in a grid so the bars line up."""
         longest = max(len(step.name) for step in steps)
         style = ProgressStyle(description_width=f"{longest + 2}ch")
+        self._styles.append(style)
         for step in steps:
             bar = ipywidgets.IntProgress(
                 min=0, max=1, description=step.name, style=style, layout=self._layout
             )
             self.bars.append((bar, self._html()))
-        grid = ipywidgets.GridBox(
-            children=[widget for pair in self.bars for widget in pair],
-            layout=ipywidgets.Layout(
-                grid_template_columns="max-content auto", align_items="center"
-            ),
+        grid_layout = ipywidgets.Layout(
+            grid_template_columns="max-content auto", align_items="center"
         )
-        self.box.children = self._children(grid)
+        self._styles.append(grid_layout)
+        self._grid = ipywidgets.GridBox(
+            children=[widget for pair in self.bars for widget in pair], layout=grid_layout
+        )
+        self.box.children = self._children(self._grid)
 
     def _html(self) -> Any:
         return ipywidgets.HTML(layout=self._layout, style=self._html_style)
@@ -297,151 +306,3 @@ def _set_bar(bar: Any, step: StepProgress) -> None:
         bar.max = maximum  # before the value, which the widget clamps to max
         bar.value = min(step.done, maximum)
         bar.bar_style = bar_style(step)
-
-
-# ---- HTML, from the model (pure; tests call these without a kernel) -------------------------
-
-
-def header_html(live: LiveRun, now: datetime, hint: str = "") -> str:
-    """Job name, state in colour, elapsed time, and how to stop it while it runs."""
-    state = format_state(live, now)
-    colour = _COLOURS.get(live.state, "#1565c0" if live.cancel is None else "#ef6c00")
-    parts = [
-        f"<b>{html.escape(live.job_name)}</b>",
-        f"<span style='color:{colour};font-weight:bold'>{html.escape(state)}</span>",
-        html.escape(format_elapsed(live.elapsed_s(now))),
-    ]
-    if hint and not live.finished:
-        parts.append(f"<span style='{_MUTED}'>{hint}</span>")
-    return " &middot; ".join(parts)
-
-
-def counts_html(step: StepProgress) -> str:
-    """``7/12, 2 failed, 1 running``, with the failures in red."""
-    text = html.escape(format_step_counts(step, separator=", "))
-    if step.failed:
-        return f"<span style='color:{_COLOURS['failed']}'>{text}</span>"
-    return text
-
-
-def running_html(running: Sequence[RunningTask]) -> str:
-    """A row per running task: where, which, its reported progress and status."""
-    if not running:
-        return ""
-    rows = "".join(_running_row(task) for task in running)
-    return f"<table style='font-size:90%'>{rows}</table>"
-
-
-def _running_row(task: RunningTask) -> str:
-    progress = ""
-    if task.progress is not None:
-        percent = min(max(task.progress, 0.0), 100.0)
-        progress = f"<progress value='{percent:.0f}' max='100'></progress> {percent:.0f}%"
-    cells = [
-        html.escape(task.worker),
-        html.escape(f"{task.step}[{task.task}]"),
-        html.escape(format_parameters(task.parameters)),
-        progress,
-        html.escape(task.status_message or ""),
-    ]
-    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
-
-
-def log_html(tail: LogTail, run_dir: Path | None) -> str:
-    """The last lines of output, newest in view, with a caption saying where the rest is."""
-    if not tail.lines:
-        return ""
-    lines = "\n".join(_clip(line) for line in tail.lines)
-    count = len(tail.lines)
-    caption = f"Output (last {count} of {tail.total} lines)" if tail.total > count else "Output"
-    if run_dir is not None:
-        caption += f"; full logs in {_path_link(run_dir)}"
-    box = _TAIL_BOX.format(height="18em")
-    # flex-shrink/overflow: Lab's CSS would make the <pre> scroll itself, from the top.
-    pre_style = "margin:0;padding:4px;font-size:85%;flex-shrink:0;overflow:visible"
-    pre = f"<pre style='{pre_style}'>{html.escape(lines)}</pre>"
-    return f"<div style='{_MUTED}'>{caption}</div><div style='{box}'>{pre}</div>"
-
-
-def table_html(live: LiveRun) -> str:
-    """The tasks that ended (the last 50, newest in view) under a line of counts."""
-    if not live.ended:
-        return ""
-    rows = "".join(_ended_row(task, live.run_dir) for task in live.ended)
-    head = "".join(
-        f"<th>{name}</th>"
-        for name in ("step", "task", "parameters", "state", "exit", "time", "worker", "log")
-    )
-    table = f"<table style='font-size:90%'><thead><tr>{head}</tr></thead>{rows}</table>"
-    caption = html.escape(_counts_line(live))
-    box = _TAIL_BOX.format(height="14em")
-    return f"<div style='{_MUTED}'>{caption}</div><div style='{box}'>{table}</div>"
-
-
-def _counts_line(live: LiveRun) -> str:
-    states: dict[str, int] = {}
-    for step in live.progress.steps:
-        for state, count in step.ended.items():
-            states[state] = states.get(state, 0) + count
-    detail = ", ".join(f"{count} {state}" for state, count in states.items())
-    text = f"Tasks: {live.ended_count} ended ({detail}), {len(live.running)} running"
-    not_run = sum(step.not_run for step in live.progress.steps)
-    if not_run:
-        text += f", {not_run} not run"
-    if live.ended_count > len(live.ended):
-        text += f"; the last {len(live.ended)} are listed"
-    return text
-
-
-def _ended_row(task: TaskOutcome, run_dir: Path | None) -> str:
-    colour = _COLOURS.get(task.state, "inherit")
-    duration = "" if task.duration_s is None else f"{task.duration_s:.1f} s"
-    log = ""
-    if task.log_path is not None and run_dir is not None:
-        log = _path_link(run_dir / task.log_path, "log")
-    cells = [
-        html.escape(task.step),
-        str(task.task),
-        html.escape(format_parameters(task.parameters)),
-        f"<span style='color:{colour}'>{html.escape(task.state)}</span>",
-        "" if task.exit_code is None else str(task.exit_code),
-        duration,
-        html.escape(task.worker or ""),
-        log,
-    ]
-    title = html.escape(task.fail_message or "", quote=True)
-    return f"<tr title='{title}'>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
-
-
-def _path_link(path: Path, label: str | None = None) -> str:
-    """A relative link when the path is under the kernel's directory (the notebook's, usually);
-    the frontend resolves it against the notebook. Elsewhere only the path, as text."""
-    relative = _relative(path)
-    text = html.escape(label or (relative.as_posix() if relative else str(path)))
-    if relative is None:
-        return f"<code title='{html.escape(str(path), quote=True)}'>{text}</code>"
-    href = html.escape(relative.as_posix(), quote=True)
-    return f"<a href='{href}' target='_blank'><code>{text}</code></a>"
-
-
-def _relative(path: Path) -> Path | None:
-    try:
-        relative = Path(os.path.relpath(path))
-    except ValueError:  # another drive (Windows)
-        return None
-    return None if relative.parts[:1] == ("..",) else relative
-
-
-def _clip(line: str) -> str:
-    return line if len(line) <= _MAX_LINE_CHARS else line[: _MAX_LINE_CHARS - 1] + "\u2026"
-
-
-def button_state(live: LiveRun) -> tuple[str, bool]:
-    """The Cancel button's label and whether it is disabled."""
-    if live.finished:
-        return "Cancel", True
-    if live.cancel is None:
-        return "Cancel", False
-    if live.cancel.force:
-        return "Killing", True
-    return "Kill now", False

@@ -17,19 +17,27 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from IPython.core.completer import SimpleCompletion
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Float, Int, Unicode
+from traitlets import Bool, Float, Int, TraitError, Unicode
 
 from ..jobs import JobResult, JobRun, Template, runs, start_job
 from ..jobs.interrupts import interrupts_as_requests
-from .views import ViewOptions, make_view
+from .arguments import RUN_FLAGS, VALUE_OPTIONS, at_least, parse_assignment, run_arguments, unquote
+from .completion import complete_run_line, last_word
+from .runs_view import RunListing, list_runs
+from .settings import Settings, SettingsMagic
+from .views import ViewOptions, in_kernel, make_view
 
-__all__ = ["OpenJDMagics"]
+__all__ = ["OpenJDMagics", "stopped"]
 
 _DEFAULT_TEMPLATE_NAME = "job_template"
+# IPython's display machinery asks an object for this before anything else: set on a result
+# whose summary the cell already shows, it makes ``Out[]`` show nothing more.
+_DISPLAY_HOOK = "_ipython_display_"
 
 
 @contextlib.contextmanager
@@ -46,18 +54,22 @@ def _interrupts_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _unquote(text: str) -> str:
-    """Drop one pair of matching outer quotes: IPython splits magic lines keeping quotes."""
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
-def _parse_assignment(text: str, option: str) -> tuple[str, str]:
-    name, equals, value = _unquote(text).partition("=")
-    if not equals or not name:
-        raise UsageError(f"{option} {text!r}: expected NAME=VALUE")
-    return name.strip(), _unquote(value)
+def stopped(result: JobResult, out: str | None) -> KeyboardInterrupt:
+    """The error a stopped run ends its cell with: still a ``KeyboardInterrupt`` (so Run All
+    stops), shown by IPython as one line instead of a traceback into this module."""
+    counts = result.state_counts()
+    parts = []
+    if counts.get("success"):
+        parts.append(f"{counts['success']} done")
+    canceled = counts.get("canceled", 0)
+    parts.append(f"{canceled} task{'' if canceled == 1 else 's'} canceled")
+    parts += [f"{counts[state]} {state}" for state in ("failed", "timeout") if counts.get(state)]
+    if counts.get("not_run"):
+        parts.append(f"{counts['not_run']} not run")
+    where = f"result in `{out}`" if out else "the result: `r = %openjd_wait`"
+    error = KeyboardInterrupt(f"stopped: {', '.join(parts)}; {where}")
+    setattr(error, "_render_traceback_", lambda: [f"KeyboardInterrupt: {error}"])  # noqa: B010
+    return error
 
 
 @magics_class
@@ -69,11 +81,30 @@ class OpenJDMagics(Magics):
     """
 
     cancel_grace = Float(
-        10.0, config=True, help="Seconds a canceled action may take to exit before it is killed."
+        10.0,
+        min=0.0,
+        config=True,
+        help="Seconds a canceled action may take to exit before it is killed (--cancel-grace).",
     )
-    workers = Int(1, config=True, help="Sessions run at once by %openjd_run (render nodes).")
-    refresh_s = Float(0.25, config=True, help="Seconds between redraws of a live dashboard.")
-    log_tail_lines = Int(200, config=True, help="Lines of log shown live in a dashboard.")
+    workers = Int(
+        1, min=1, config=True, help="Tasks %openjd_run runs at once, one session each (--workers)."
+    )
+    refresh_s = Float(
+        0.25, min=0.1, config=True, help="Seconds between redraws of a live dashboard."
+    )
+    log_tail_lines = Int(
+        200, min=0, config=True, help="Lines of output a live dashboard shows (all are on disk)."
+    )
+    hide_protocol_lines = Bool(
+        False,
+        config=True,
+        help="Leave openjd_progress:/openjd_status: lines out of the live output (else dimmed).",
+    )
+    raise_on_failure = Bool(
+        False,
+        config=True,
+        help="A failed run raises JobFailedError (--raise), so Run All and papermill stop.",
+    )
     runs_root = Unicode(
         None, allow_none=True, config=True, help="Where run records go (default ./openjd-runs)."
     )
@@ -82,6 +113,10 @@ class OpenJDMagics(Magics):
         super().__init__(shell, **kwargs)
         self._runs: list[JobRun] = []
         self._views: dict[str, Any] = {}
+        self._shown: list[JobResult] = []
+        # A callable with its own docstring, so that ``%openjd_config?`` lists the values.
+        configure = self.magics["line"]["openjd_config"]
+        self.magics["line"]["openjd_config"] = SettingsMagic(configure, self.settings)
 
     @property
     def _namespace(self) -> dict[str, Any]:
@@ -111,37 +146,18 @@ class OpenJDMagics(Magics):
     # ---- %openjd_run ---------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("template", nargs="?", default=None, help="template variable, file or bundle dir")
-    @argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    @argument("--params", metavar="VAR", help="a dict of parameter values in the namespace")
-    @argument("--step", help="run only this step (and its dependencies)")
-    @argument("--no-dependencies", action="store_true", help="with --step, skip dependencies")
-    @argument("--tasks", metavar="SPEC", help="'Frame=1-5', or a namespace list of dicts")
-    @argument("--max-tasks", type=int, metavar="N")
-    @argument("--workers", type=int, metavar="N")
-    @argument(
-        "--cluster",
-        metavar="ADDRESS",
-        help="run on a Dask cluster: its scheduler address, or 'auto' for this kernel's client",
-    )
-    @argument("--nodes", type=int, metavar="N", help="with --cluster: at most N tasks at once")
-    @argument("--env", action="append", default=[], metavar="PATH", help="environment template")
-    @argument("--path-mapping", metavar="PATH", help="path mapping rules (file or variable)")
-    @argument("--cancel-grace", type=float, metavar="SEC")
-    @argument("--keep-workdir", action="store_true")
-    @argument("--out", metavar="VAR", help="also bind the result (or run) to VAR")
-    @argument("--no-block", action="store_true", help="return the JobRun at once")
-    @argument("--quiet", action="store_true", help="no live display, only the summary")
+    @run_arguments
     @no_var_expand
     @line_magic
     def openjd_run(self, line: str) -> JobResult | JobRun | None:
-        """Run a job with a live dashboard; returns the JobResult (the JobRun with --no-block).
+        """Run a job with a live dashboard, then leave its summary in the cell.
 
-        With --out VAR the result is bound to VAR instead of returned, so the cell shows
-        the run's summary once.
+        Returns the JobResult (the JobRun with --no-block); the summary already shows it,
+        so the cell shows it once. With --out VAR the result is bound to VAR instead.
 
         The stop button cancels gracefully (the actions' own cancelation, grace capped by
-        --cancel-grace); pressing it again kills. Entered environments still exit.
+        --cancel-grace); pressing it again kills. Entered environments still exit, then
+        the cell ends with a one-line KeyboardInterrupt, so Run All stops.
         """
         args = parse_argstring(self.openjd_run, line)
         if args.out is not None and not args.out.isidentifier():
@@ -155,6 +171,7 @@ class OpenJDMagics(Magics):
                 log_tail_lines=self.log_tail_lines,
                 quiet=args.quiet,
                 blocking=not args.no_block,
+                hide_protocol_lines=self.hide_protocol_lines,
             ),
         )
         executor = self._executor(args)
@@ -167,7 +184,12 @@ class OpenJDMagics(Magics):
             self._bind(args.out, run)
             return run if args.out is None else None
         result = self._wait(run, view, args.out)
-        return result if args.out is None else None
+        raise_on_failure = self.raise_on_failure if args.raise_on_failure is None else True
+        if raise_on_failure and not result.ok:
+            result.raise_for_state()  # JobFailedError, shown as its message alone
+        if args.out is not None:
+            return None
+        return self._shown_already(result)
 
     @staticmethod
     def _executor(args: Any) -> Any:
@@ -178,8 +200,6 @@ class OpenJDMagics(Magics):
             return None
         if args.workers is not None:
             raise UsageError("--workers is for local runs; with --cluster, use --nodes")
-        if args.nodes is not None and args.nodes < 1:
-            raise UsageError(f"--nodes must be at least 1, not {args.nodes}")
         from ..jobs.dask_executor import executor_for_cluster
 
         return executor_for_cluster(args.cluster, args.nodes)
@@ -214,7 +234,7 @@ class OpenJDMagics(Magics):
                 )
             parameters.update(values)
         for assignment in args.param:
-            name, value = _parse_assignment(assignment, "-p")
+            name, value = parse_assignment(assignment, "-p")
             parameters[name] = value
         return parameters
 
@@ -226,7 +246,7 @@ class OpenJDMagics(Magics):
         return environments
 
     def _run_options(self, args: Any) -> dict[str, Any]:
-        tasks: Any = _unquote(args.tasks) if args.tasks is not None else None
+        tasks: Any = unquote(args.tasks) if args.tasks is not None else None
         if tasks is not None and tasks.isidentifier() and tasks in self._namespace:
             tasks = self._namespace[tasks]
         path_mapping: Any = args.path_mapping
@@ -239,7 +259,7 @@ class OpenJDMagics(Magics):
             "tasks": tasks,
             "max_tasks": args.max_tasks,
             "run_dependencies": not args.no_dependencies,
-            "workers": args.workers or self.workers,
+            "workers": args.workers if args.workers is not None else self.workers,
             "environments": self._environments(args.env),
             "path_mapping_rules": path_mapping,
             "keep_workdir": args.keep_workdir,
@@ -270,12 +290,40 @@ class OpenJDMagics(Magics):
             view.finish(result)
             self._bind(out, result)
         if interrupted:
-            raise KeyboardInterrupt(f"the run of {run.template.name!r} was canceled")
+            raise stopped(result, out)
         return result
 
     def _bind(self, name: str | None, value: Any) -> None:
         if name is not None:
             self._namespace[name] = value
+
+    def _shown_already(self, result: JobResult) -> JobResult:
+        """The result, which ``Out[]`` of this cell will not show again: the cell's static
+        summary is its display. ``_`` and ``Out`` still hold it; later cells show it as usual."""
+        if in_kernel():
+            result.__dict__[_DISPLAY_HOOK] = _shows_nothing
+            self._shown.append(result)
+        return result
+
+    def forget_shown(self, *_: Any) -> None:
+        """After each cell (IPython's ``post_run_cell``): results display normally again."""
+        for result in self._shown:
+            result.__dict__.pop(_DISPLAY_HOOK, None)
+        self._shown.clear()
+
+    # ---- tab completion ------------------------------------------------------------------
+
+    def complete_run(self, context: Any) -> dict[str, Any]:
+        """An IPython completion matcher for ``%openjd_run`` lines. Its matches replace every
+        other matcher's, Jedi's too: the line is not Python, so Python names never fit."""
+        text = context.text_until_cursor
+        matches = complete_run_line(text, self._namespace, VALUE_OPTIONS, RUN_FLAGS)
+        return {
+            "completions": [SimpleCompletion(match, type="openjd") for match in matches],
+            "matched_fragment": last_word(text),
+            "suppress": bool(matches),
+            "ordered": True,
+        }
 
     # ---- runs started earlier ----------------------------------------------------------
 
@@ -291,7 +339,7 @@ class OpenJDMagics(Magics):
 
     @magic_arguments()
     @argument("run", nargs="?", default="", help="JobRun variable (default: the latest run)")
-    @argument("--out", metavar="VAR")
+    @argument("--out", metavar="VAR", help="bind the JobResult to VAR instead of returning it")
     @line_magic
     def openjd_wait(self, line: str) -> JobResult | None:
         """Wait for a run (started with --no-block) and return its JobResult (or bind --out)."""
@@ -315,23 +363,38 @@ class OpenJDMagics(Magics):
     @magic_arguments()
     @argument("--root", default=None, help="records directory (default: the configured root)")
     @argument("--job", default=None, help="only runs of the job with this name")
-    @argument("-n", "--last", type=int, default=20, metavar="N", help="the N newest (default 20)")
+    @argument(
+        "-n", "--last", type=at_least(1), default=20, metavar="N", help="the N newest (default 20)"
+    )
     @line_magic
-    def openjd_runs(self, line: str) -> Any:
-        """List past run records, newest first, as a DataFrame."""
+    def openjd_runs(self, line: str) -> RunListing:
+        """List past run records, newest first: times to the second, canceled tasks apart
+        from failed ones, the template digest in full on hover. ``.frame`` is the DataFrame
+        (``openjd_notebook.runs()`` lists every record)."""
         args = parse_argstring(self.openjd_runs, line)
         listed = runs(args.root or self.runs_root)
         if args.job is not None:
-            listed = listed[listed["job_name"] == _unquote(args.job)]
-        return listed.head(args.last).reset_index(drop=True)
+            listed = listed[listed["job_name"] == unquote(args.job)]
+        return list_runs(listed.head(args.last))
+
+    # ---- settings ------------------------------------------------------------------------
 
     @line_magic
-    def openjd_config(self, line: str) -> dict[str, Any]:
-        """Show the defaults, or set them: ``%openjd_config cancel_grace=5 workers=2``."""
+    def openjd_config(self, line: str) -> Settings:
+        """Show the settings, or change them: ``%openjd_config cancel_grace=5 workers=2``."""
         for assignment in shlex.split(line):
-            name, value = _parse_assignment(assignment, "%openjd_config")
+            name, value = parse_assignment(assignment, "%openjd_config")
             self._set_trait(name, value)
-        return {name: getattr(self, name) for name in sorted(self.class_own_traits(config=True))}
+        return self.settings()
+
+    def settings(self) -> Settings:
+        """Every setting with its value, default and help."""
+        traits = self.traits(config=True)
+        return Settings(
+            {name: getattr(self, name) for name in sorted(self.class_own_traits(config=True))},
+            {name: traits[name].default() for name in self.class_own_traits(config=True)},
+            {name: traits[name].help for name in self.class_own_traits(config=True)},
+        )
 
     def _set_trait(self, name: str, value: str) -> None:
         if name not in self.class_own_traits(config=True):
@@ -340,8 +403,10 @@ class OpenJDMagics(Magics):
         trait = self.traits()[name]
         try:
             setattr(self, name, trait.from_string(value))
-        except Exception as error:
-            raise UsageError(f"%openjd_config {name}={value!r}: {error}") from None
+        except (TraitError, ValueError) as error:
+            raise UsageError(f"%openjd_config {name}={value}: {_one_line(error)}") from None
+
+    # ---- the end -------------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Stop every run of this shell (kernel shutdown or extension unload)."""
@@ -359,6 +424,19 @@ class OpenJDMagics(Magics):
             if view is not None and result is not None:
                 with contextlib.suppress(Exception):  # a view must not block the shutdown
                     view.finish(result)
+
+
+def _shows_nothing() -> None:
+    """Stands in for a result's display: the cell shows its summary already."""
+
+
+def _one_line(error: Exception) -> str:
+    """traitlets' messages name the class and span lines; the gist is the last sentence."""
+    text = " ".join(str(error).split())
+    marker = " should not be "
+    if marker in text:
+        return "should not be " + text.split(marker, 1)[1]
+    return text
 
 
 class _NoView:

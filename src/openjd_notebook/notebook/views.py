@@ -3,12 +3,18 @@
 Inside a Jupyter kernel with ipywidgets the view is a live dashboard; anywhere else (terminal
 IPython, plain Python) it prints text. Both get the run's events through ``handle`` on the
 run's event thread and end with the same static summary built from the ``JobResult``.
+
+A headless executor (nbclient, so papermill and ``nbconvert --execute`` too) gets only the
+summary: nobody watches its cells live, and it would save every widget model it ever saw
+into the notebook, closed or not. It tells itself apart by refusing ``input()``: its execute
+requests carry ``allow_stdin: false``, an interactive frontend's carry true.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..jobs import Event, JobResult, JobRun, RunEnded
@@ -17,6 +23,7 @@ __all__ = [
     "RunView",
     "SummaryView",
     "ViewOptions",
+    "headless",
     "in_kernel",
     "make_view",
     "summary_bundle",
@@ -32,6 +39,8 @@ class ViewOptions:
     """No live output, only the final summary (``--quiet``)."""
     blocking: bool = True
     """False for ``--no-block``: the view offers a Cancel button and finishes itself."""
+    hide_protocol_lines: bool = False
+    """Leave ``openjd_progress:``/``openjd_status:`` lines out of the log tail (else dimmed)."""
 
 
 class RunView(Protocol):
@@ -49,8 +58,10 @@ class RunView(Protocol):
 
 
 def summary_bundle(result: JobResult) -> dict[str, str]:
-    """The static display of a finished run: HTML and plain text, and no widget."""
-    return {"text/html": result._repr_html_(), "text/plain": result.summary_text()}
+    """The static display of a finished run: HTML and plain text, and no widget. The record
+    is shown relative to the kernel's directory (the notebook's), never as a home path."""
+    here = Path.cwd()
+    return {"text/html": result.summary_html(here), "text/plain": result.summary_text(here)}
 
 
 def in_kernel() -> bool:
@@ -68,10 +79,28 @@ def in_kernel() -> bool:
     return True
 
 
+def headless() -> bool:
+    """True when the cell running now was sent by a frontend that cannot take ``input()``:
+    an executor such as nbclient, with nobody watching the cell live."""
+    from IPython import get_ipython
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    if get_parent is None:
+        return False
+    try:
+        request = get_parent()
+    except Exception:  # an ipykernel without per-channel parents: assume someone watches
+        return False
+    content = request.get("content", {}) if isinstance(request, dict) else {}
+    return content.get("allow_stdin", True) is False
+
+
 def make_view(job_name: str, options: ViewOptions) -> RunView:
-    """The dashboard inside a kernel, else the console view; only a summary when quiet."""
+    """The dashboard inside a kernel, else the console view; only a summary when quiet or
+    when nobody watches the cell (``headless``)."""
     kernel = in_kernel()
-    if options.quiet:
+    if options.quiet or (kernel and headless()):
         return SummaryView(job_name, options, rich=kernel)
     if kernel:
         from .dashboard import Dashboard
