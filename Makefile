@@ -13,8 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The package with the extras users install, and the `dev` dependency group (PEP 735), which
+# needs pip 25.1 or later (a .venv made before that gets it here).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e '.[examples,lab,dask]' --group dev
 	touch $(STAMP)
 
 # The first tutorial notebook, executed headless; prints its final summary table.

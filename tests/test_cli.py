@@ -29,6 +29,7 @@ from openjd_notebook.cli_output import (
     format_bar,
     format_progress,
     format_step_line,
+    live_output_wanted,
     working_directory,
 )
 from openjd_notebook.jobs import LogLines, RunStarted, TaskEnded, TaskOutcome, TaskStarted
@@ -488,6 +489,227 @@ def test_summary_prints_the_template_summary(
     assert main(["summary", str(frames_job), "-p", "Nope=1"]) == 2
 
 
+# ---- the options of `openjd run` -----------------------------------------------------------
+
+
+def test_task_param_runs_the_one_task_it_names(
+    frames_job: Path, runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = run_json(capsys, str(frames_job), *runs, "-tp", "Frame=2")
+    assert code == 0 and task_values(document) == [2]
+    code, document = run_json(capsys, str(frames_job), *runs, "--task-param", "Frame=3")
+    assert code == 0 and task_values(document) == [3]
+
+
+def test_maximum_tasks_is_max_tasks(
+    frames_job: Path, runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, document = run_json(capsys, str(frames_job), *runs, "--maximum-tasks", "2")
+    assert code == 0 and task_values(document) == [1, 2]
+    code, document = run_json(capsys, str(frames_job), *runs, "--maximum-tasks", "-1")
+    assert code == 0 and task_values(document) == [1, 2, 3]  # as in openjd run: <= 0 is all
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["-tp", "Frame=1", "--maximum-tasks", "1"],
+        ["-tp", "Frame=1", "--tasks", "Frame=1"],
+        ["--tasks", "Frame=1", "--max-tasks", "1"],
+        ["-tp", "Frame=1", "-tp", "Frame=2"],
+        ["-tp", "Frame"],
+    ],
+)
+def test_task_choices_exclude_each_other(
+    frames_job: Path, runs: list[str], capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    assert main(["run", str(frames_job), *runs, *extra]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert not Path(runs[1]).exists()
+
+
+@pytest.fixture
+def chunked_job(tmp_path: Path) -> Path:
+    frames = {
+        "name": "Frame",
+        "type": "CHUNK[INT]",
+        "range": "1-4",
+        "chunks": {"defaultTaskCount": 2, "rangeConstraint": "CONTIGUOUS"},
+    }
+    body = step("C", "print('frames {{Task.Param.Frame}}')")
+    body["parameterSpace"] = {"taskParameterDefinitions": [frames]}
+    return write(tmp_path / "chunked.yaml", job(body, extensions=["TASK_CHUNKING"]))
+
+
+def test_extensions_refuse_a_template_that_uses_another(
+    chunked_job: Path, runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["run", *runs], ["check"], ["summary"]):
+        assert main([command[0], str(chunked_job), *command[1:], "--extensions", "EXPR"]) == 1
+        captured = capsys.readouterr()
+        said = captured.out + captured.err
+        assert "line 1 (extensions): the template uses TASK_CHUNKING" in said, said
+    assert main(["run", str(chunked_job), *runs, "--extensions", "task_chunking,EXPR"]) == 0
+    assert "frames 1-2" in capsys.readouterr().out.splitlines()
+    assert main(["check", str(chunked_job), "--extensions", "TELEPORT"]) == 2
+    assert "unknown extension(s) TELEPORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("timestamp_format", "pattern"),
+    [
+        ("relative", r"^\d+:\d\d:\d\d\.\d+\tframe 1 msg=hi count=1$"),
+        ("utc", r"^\d{4}-\d\d-\d\dT[\d:.]+\+00:00\tframe 1 msg=hi count=1$"),
+        ("local", r"^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d\tframe 1 msg=hi count=1$"),
+    ],
+)
+def test_timestamp_format_prefixes_each_output_line(
+    frames_job: Path,
+    runs: list[str],
+    capsys: pytest.CaptureFixture[str],
+    timestamp_format: str,
+    pattern: str,
+) -> None:
+    import re
+
+    argv = ["run", str(frames_job), *runs, "--timestamp-format", timestamp_format]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.match(pattern, line) for line in lines), lines
+    assert any(line.startswith("CliJob: success") for line in lines)  # the summary: no prefix
+
+
+def test_yaml_output_of_run_check_and_summary(
+    frames_job: Path, runs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", str(frames_job), *runs, "--output", "yaml"]) == 0
+    document = yaml.safe_load(capsys.readouterr().out)
+    assert document["status"] == "success" and document["counts"] == {"success": 3}
+    assert main(["check", str(frames_job), "--output", "yaml"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == {
+        "status": "success",
+        "message": f"Template at '{frames_job}' passes validation checks.",
+    }
+    assert main(["summary", str(frames_job), "--output", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["name"], summary["total_tasks"], summary["parameters"]["Msg"]) == (
+        "CliJob",
+        3,
+        "hi",
+    )
+
+
+def test_errors_in_document_output_are_documents_too(
+    frames_job: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("specificationVersion: jobtemplate-2023-09\nname: X\nsteps: []\n")
+    assert main(["check", str(bad), "--output", "json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["status"] == "error" and document["message"].startswith("bad.yaml, line 3")
+    assert main(["run", str(frames_job), "-p", "Nope=1", "--output", "json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "error"
+    assert "Unknown job parameter(s): Nope" in captured.err
+
+
+def test_summary_of_one_step(two_step_job: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", str(two_step_job), "--step", "Second"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Step 'Second' of job 'CliJob': 1 task"
+    assert out[-1].split() == ["Second", "First", "1", "-", "-"]
+    assert main(["summary", str(two_step_job), "--step", "Second", "--output", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["step_name"], document["dependencies"]) == ("Second", ["First"])
+    assert main(["summary", str(two_step_job), "--step", "Nope"]) == 2
+    assert "no step named 'Nope'" in capsys.readouterr().err
+
+
+def test_run_template_help_lists_its_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    definitions = [
+        {"name": "Msg", "type": "STRING", "default": "hi", "description": "What to print"},
+        {"name": "Count", "type": "INT", "minValue": 1, "maxValue": 9, "default": 1},
+        {"name": "Scene", "type": "PATH"},
+        {"name": "Mode", "type": "STRING", "allowedValues": ["fast", "best"], "default": "fast"},
+    ]
+    template = write(
+        tmp_path / "help.yaml",
+        job(step("S", "pass"), parameterDefinitions=definitions, description="Prints things."),
+    )
+    assert main(["run", str(template), "--help"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("usage: openjd-notebook run")
+    start = lines.index("Job: CliJob")
+    assert lines[start : start + 10] == [
+        "Job: CliJob",
+        "Prints things.",
+        "",
+        "Job parameters (-p/--job-param NAME=VALUE):",
+        "  Msg (STRING) [default: 'hi']",
+        "      What to print",
+        "  Count (INT) [default: 1] (range: 1..9)",
+        "  Scene (PATH) [required]",
+        "  Mode (STRING) [default: 'fast'] (allowed: 'fast', 'best')",
+        "",
+    ]
+    assert "--maximum-tasks" in out and "--timestamp-format" in out
+    assert main(["run", "--help"]) == 0
+    assert "Job parameters" not in capsys.readouterr().out
+    assert main(["run", str(tmp_path / "none.yaml"), "--help"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("environ", "live"),
+    [({"TERM": "xterm"}, True), ({"TERM": "dumb"}, False), ({"NO_COLOR": "1"}, False)],
+)
+def test_plain_output_when_asked_for(environ: dict[str, str], live: bool) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert live_output_wanted(Terminal(), environ) is live
+    assert live_output_wanted(io.StringIO(), {"TERM": "xterm"}) is False
+    reporter = HumanReporter(Terminal(), live=None)
+    reporter.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "absent"),
+    [
+        (
+            "import openjd_notebook.sessions",
+            ["openjd_notebook.jobs", "openjd_notebook.notebook", "pandas"],
+        ),
+        (
+            "from openjd_notebook.cli import main; main(['check', TEMPLATE])",
+            ["openjd_notebook.jobs.runner", "openjd_notebook.jobs.records", "pandas"],
+        ),
+    ],
+    ids=["sessions", "check"],
+)
+def test_only_what_a_command_needs_is_imported(
+    frames_job: Path, code: str, absent: list[str]
+) -> None:
+    """The drop-in engine alone never loads the jobs layer; ``check`` never loads the runner."""
+    script = code.replace("TEMPLATE", repr(str(frames_job)))
+    script += f"\nimport sys; print(sorted(m for m in {absent!r} if m in sys.modules))"
+    done = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_python_dash_m_and_version() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [PY, "-m", "openjd_notebook", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert done.stdout == f"openjd-notebook {version('openjd-notebook')}\n"
+
+
 # ---- signals ----------------------------------------------------------------------------------
 
 
@@ -591,7 +813,7 @@ def test_ctrl_c_cancels_and_environments_still_exit(
     cli.wait_for("started")
     cli.process.send_signal(signal.SIGINT)
     code, lines = cli.finish()
-    assert code == 1
+    assert code == 130  # 128 + SIGINT, the shell's convention for a run an interrupt ended
     assert "Canceling (Ctrl-C again to kill)..." in lines
     assert "Sleep[0] canceled: stopped while running (exit code -9)" in lines
     assert lines.index(EXIT_LINE) > lines.index("started")
@@ -615,7 +837,7 @@ def test_second_ctrl_c_kills_an_action_that_ignores_sigterm(
     cli.process.send_signal(signal.SIGINT)
     exit_code, lines = cli.finish()
     assert time.monotonic() - began < 5
-    assert exit_code == 1
+    assert exit_code == 130
     assert "Killing the running actions..." in lines and EXIT_LINE in lines
 
 
@@ -642,14 +864,20 @@ def started_event(counts: dict[str, int | None]) -> RunStarted:
     return RunStarted("r1", "J", tuple(counts), counts, datetime.now(timezone.utc), None)
 
 
+def counted(step: StepProgress | None) -> tuple[Any, ...]:
+    """What the CLI's bars show of a step (its times are the live views' business)."""
+    assert step is not None
+    return step.name, step.total, dict(step.ended), step.running
+
+
 def test_run_progress_follows_events() -> None:
     progress = RunProgress().with_event(started_event({"A": 2, "Longer": 1}))
     now = datetime.now(timezone.utc)
     progress = progress.with_event(TaskStarted("A", 0, {}, "worker-1", now))
-    assert progress.step("A") == StepProgress("A", 2, {}, running=1)
+    assert counted(progress.step("A")) == ("A", 2, {}, 1)
     progress = progress.with_event(TaskEnded(outcome("A", 0, "failed")))
     progress = progress.with_event(TaskEnded(outcome("A", 1, "canceled")))  # never started
-    assert progress.step("A") == StepProgress("A", 2, {"failed": 1, "canceled": 1}, running=0)
+    assert counted(progress.step("A")) == ("A", 2, {"failed": 1, "canceled": 1}, 0)
     assert format_progress(progress) == [
         "A       [########################] 2/2  1 failed, 1 canceled",
         "Longer  [........................] 0/1",

@@ -1,23 +1,29 @@
 """openjd-notebook: write, run and understand Open Job Description jobs from notebooks.
 
 The session engine is :mod:`openjd_notebook.sessions`; whole-job runs are re-exported here.
+Each name is imported when first used, so ``import openjd_notebook.sessions`` (the drop-in for
+``openjd.sessions``) and the command line load only the layers they need.
 """
 
-import logging
-from typing import Any
+from __future__ import annotations
 
-from .jobs import (
-    JobResult,
-    JobRun,
-    ParameterError,
-    Template,
-    TemplateError,
-    load_run,
-    run_job,
-    runs,
-    start_job,
-)
-from .sessions._version import version as __version__
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .jobs import (
+        JobResult,
+        JobRun,
+        ParameterError,
+        Template,
+        TemplateError,
+        load_run,
+        run_job,
+        runs,
+        start_job,
+    )
+    from .jobs.dask_executor import DaskExecutor
 
 # A library's records go where the application sends them, never to Python's last-resort
 # stderr handler (which put "Process failed to start" as red text into notebooks): the CLI and
@@ -38,6 +44,20 @@ __all__ = [
     "start_job",
 ]
 
+# Where each public name lives. Dask is an optional extra: its module is imported only here.
+_SOURCES = {
+    "DaskExecutor": ".jobs.dask_executor",
+    "JobResult": ".jobs",
+    "JobRun": ".jobs",
+    "ParameterError": ".jobs",
+    "Template": ".jobs",
+    "TemplateError": ".jobs",
+    "load_run": ".jobs",
+    "run_job": ".jobs",
+    "runs": ".jobs",
+    "start_job": ".jobs",
+}
+
 
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext openjd_notebook``: register the OpenJD magics (imported only then)."""
@@ -53,9 +73,15 @@ def unload_ipython_extension(ipython: object) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    # Dask is an optional extra: its executor is imported only when asked for.
-    if name == "DaskExecutor":
-        from .jobs.dask_executor import DaskExecutor
+    if name == "__version__":
+        from .sessions._version import version
 
-        return DaskExecutor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return version
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(source, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,36 +1,30 @@
-"""What ``openjd-notebook run`` prints: live progress for people, one JSON object for programs.
+"""What ``openjd-notebook run`` prints: live progress for people, one JSON or YAML document for
+programs.
 
 The text comes from pure functions (a run's progress as a frozen value, and formatters from that
 value to lines) that tests call directly. The reporters only decide when and where to write it:
 on a terminal a block of progress bars stays under the output and is redrawn at most ten times a
-second; elsewhere (pipes, CI logs) each finished task prints one plain progress line instead.
+second; elsewhere (pipes, CI logs, ``TERM=dumb``, ``NO_COLOR``) each finished task prints one
+plain progress line instead, with no escape codes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import IO, Any
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import IO, TYPE_CHECKING, Any
 
-from .jobs import (
-    EnvironmentOutcome,
-    Event,
-    JobResult,
-    LogLines,
-    RunEnded,
-    RunStarted,
-    TaskEnded,
-    TaskOutcome,
-    TaskStarted,
-)
+from .cli_text import dump_document
+from .jobs.events import Event, LogLines, RunEnded, RunStarted, TaskEnded, TaskStarted
+from .jobs.outcome_json import environment_json, task_json
+from .jobs.outcomes import TaskOutcome
 from .progress import (
     RunProgress,
     StepProgress,
@@ -41,9 +35,12 @@ from .progress import (
     format_task_problem,
 )
 
+if TYPE_CHECKING:
+    from .jobs.results import JobResult
+
 __all__ = [
+    "DocumentReporter",
     "HumanReporter",
-    "JsonReporter",
     "Reporter",
     "RunProgress",
     "StepProgress",
@@ -51,7 +48,9 @@ __all__ = [
     "format_bar",
     "format_progress",
     "format_step_line",
+    "live_output_wanted",
     "result_document",
+    "timestamp_prefix",
     "working_directory",
 ]
 
@@ -70,44 +69,34 @@ def working_directory(line: str) -> str | None:
     return match.group("path") if match else None
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+def timestamp_prefix(moment: datetime, started: datetime, timestamp_format: str) -> str:
+    """The time in front of an output line, as ``openjd run --timestamp-format`` writes it:
+    ``relative`` (since the run started), ``local`` or ``utc``; then a tab."""
+    if timestamp_format == "relative":
+        return f"{moment - started}\t"
+    if timestamp_format == "local":
+        return f"{moment.astimezone().isoformat()}\t"
+    return f"{moment.astimezone(timezone.utc).isoformat()}\t"
 
 
-def _task_row(task: TaskOutcome) -> dict[str, Any]:
-    return {
-        "step": task.step,
-        "task": task.task,
-        "parameters": dict(task.parameters),
-        "state": task.state,
-        "exit_code": task.exit_code,
-        "started": _iso(task.started),
-        "ended": _iso(task.ended),
-        "duration_s": task.duration_s,
-        "progress": task.progress,
-        "status_message": task.status_message,
-        "fail_message": task.fail_message,
-        "worker": task.worker,
-        "log_path": task.log_path,
-    }
-
-
-def _environment_row(environment: EnvironmentOutcome) -> dict[str, Any]:
-    return {
-        "name": environment.name,
-        "scope": environment.scope,
-        "step": environment.step,
-        "worker": environment.worker,
-        "state": environment.state,
-        "duration_s": environment.duration_s,
-        "log_path": environment.log_path,
-    }
+def live_output_wanted(stream: IO[str], environ: Mapping[str, str]) -> bool:
+    """Whether progress bars may be redrawn in place: a terminal that understands the escape
+    codes, and nobody asked for plain output (``TERM=dumb``, ``NO_COLOR``)."""
+    if environ.get("TERM") == "dumb" or environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def result_document(result: JobResult, working_directories: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``--output json`` object: state, counts, record directory, error, every task that
-    ran, and per step how many did not (``not_run``; counted in ``counts`` too)."""
+    """The ``--output json``/``yaml`` document: status and message (as ``openjd run`` names
+    them), state, counts, record directory, error, every task that ran (the rows run.json holds),
+    and per step how many did not (``not_run``; counted in ``counts`` too)."""
     return {
+        "status": "success" if result.ok else "error",
+        "message": result.summary_text().partition("\n")[0],
         "state": result.state,
         "job_name": result.job_name,
         "duration_s": result.duration_s,
@@ -116,8 +105,8 @@ def result_document(result: JobResult, working_directories: Sequence[str] = ()) 
         "run_dir": str(result.run_dir) if result.run_dir is not None else None,
         "error": result.error,
         "working_directories": list(working_directories),
-        "tasks": [_task_row(task) for task in result.task_outcomes],
-        "environments": [_environment_row(env) for env in result.environment_outcomes],
+        "tasks": [task_json(task) for task in result.task_outcomes],
+        "environments": [environment_json(env) for env in result.environment_outcomes],
     }
 
 
@@ -186,20 +175,21 @@ class Reporter:
                 self._working_directories.append(path)
 
 
-class JsonReporter(Reporter):
-    """Silent while the run goes; prints one JSON object at the end."""
+class DocumentReporter(Reporter):
+    """Silent while the run goes; prints one JSON or YAML document at the end."""
 
-    def __init__(self, stream: IO[str], *, keep_workdir: bool = False) -> None:
+    def __init__(self, stream: IO[str], output_format: str, *, keep_workdir: bool = False) -> None:
         super().__init__(stream, keep_workdir=keep_workdir)
+        self._format = output_format
 
     def notice(self, text: str) -> None:
-        # stdout carries only the JSON document.
+        # stdout carries only the document.
         print(text, file=sys.stderr, flush=True)
 
     def finish(self, result: JobResult) -> None:
         with self._lock:
             document = result_document(result, self._working_directories)
-        self._write(json.dumps(document, indent=2, default=str) + "\n")
+        self._write(dump_document(document, self._format))
 
 
 class HumanReporter(Reporter):
@@ -213,11 +203,14 @@ class HumanReporter(Reporter):
         verbose: bool = False,
         live: bool | None = None,
         keep_workdir: bool = False,
+        timestamps: str | None = None,
     ) -> None:
         super().__init__(stream, keep_workdir=keep_workdir)
         self._prefix_worker = workers > 1
         self._verbose = verbose
-        self._live = _is_terminal(stream) if live is None else live
+        self._live = live_output_wanted(stream, os.environ) if live is None else live
+        self._timestamps = timestamps
+        self._started = datetime.now(timezone.utc)
         self._progress = RunProgress()
         self._in_output: dict[str, bool] = {}
         self._drawn = 0  # lines of the bar block currently on screen
@@ -284,7 +277,11 @@ class HumanReporter(Reporter):
                 event.lines, self._in_output.get(event.worker, False), failed_exits=True
             )
         if self._prefix_worker:
-            return [f"[{event.worker}] {line}" for line in lines]
+            lines = [f"[{event.worker}] {line}" for line in lines]
+        if self._timestamps is not None and lines:
+            now = datetime.now(timezone.utc)
+            prefix = timestamp_prefix(now, self._started, self._timestamps)
+            lines = [prefix + line for line in lines]
         return lines
 
     # ---- drawing, with the lock held ------------------------------------------------------
@@ -339,10 +336,3 @@ def _silence(stream: IO[str]) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, stream.fileno())
         os.close(devnull)
-
-
-def _is_terminal(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -289,6 +289,39 @@ def test_unknown_extension_declared() -> None:
     assert "TELEPORT" in str(error)
 
 
+KEY_WITH_ARROW = """\
+specificationVersion: jobtemplate-2023-09
+name: J
+steps:
+- name: S
+  script:
+    actions:
+      onRun:
+        command: echo
+    "on -> Run": 1
+"""
+
+
+def test_error_locations_come_from_pydantic_not_from_the_message_text() -> None:
+    """A key holding " -> " reads as two path parts in openjd-model's text; pydantic's loc
+    tuple, which the error carries, keeps it one key at its own line."""
+    error = template_error(KEY_WITH_ARROW)
+    assert (error.line, error.field_path) == (9, "steps[0].script.on -> Run")
+    assert "Unknown field `on -> Run`" in str(error)
+
+
+def test_the_message_text_is_parsed_when_no_pydantic_error_comes_with_it() -> None:
+    from openjd_notebook.jobs._template_text import model_error
+
+    decoded = template_error(RENDER.replace("dependsOn: Layers", "dependsOn: Lyers"))
+    cause = decoded.__cause__
+    assert isinstance(cause, DecodeValidationError)
+    text = RENDER.replace("dependsOn: Layers", "dependsOn: Lyers")
+    from_text = model_error(str(cause), text, None, 1)
+    assert (from_text.line, from_text.field_path) == (48, "steps[2].dependencies[1].dependsOn")
+    assert str(from_text) == str(decoded)
+
+
 def test_several_problems_are_all_listed() -> None:
     text = RENDER.replace('range: "1-3"', 'range: "1-x"').replace(
         "{{Task.Param.Frame}}", "{{Task.Param.Nope}}"

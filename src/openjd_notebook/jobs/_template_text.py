@@ -2,8 +2,10 @@
 
 Syntax errors keep the parser's marks: where the construct it was reading starts (an unclosed
 ``[``) and where it gave up, each with its line quoted under a caret. A model error names a field
-path (``steps -> step[0] -> script``); it is walked through the composed YAML nodes to give the
-field path as the document spells it and the line it starts on. An unknown field gets the closest
+path: the ``loc`` tuple of the pydantic error openjd-model was handling when it raised (its text,
+``steps -> step[0] -> script``, only when that error is out of reach). The path is walked
+through the composed YAML nodes to give the field path as the document spells it and the line
+it starts on. An unknown field gets the closest
 name the model allows at that place. Line numbers count from ``first_line``: 1 for a file, 2 for
 the body of a ``%%openjd_template`` cell, whose first line is the magic.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -29,7 +32,6 @@ from openjd.model import (
 )
 from openjd.model.v2023_09 import ExtensionName
 
-from ._model_fields import model_named, unknown_field_hint
 from ._yaml_load import YAML_LOADER, AliasExpansionError, load_yaml
 from .errors import TemplateError, TemplateProblem
 
@@ -186,7 +188,7 @@ def decode_located(
     try:
         return _decode(document)
     except DecodeValidationError as exc:
-        raise model_error(str(exc), text, source, first_line) from exc
+        raise model_error(exc, text, source, first_line) from exc
     except IndexError as exc:
         cycle = step_cycle(document)
         if cycle is None:
@@ -264,22 +266,76 @@ def _pydantic_text(error: Any) -> str:
 
 
 def model_error(
-    message: str, text: str, source: Path | None, first_line: int | None, *, lead: str = ""
+    error: BaseException | str,
+    text: str,
+    source: Path | None,
+    first_line: int | None,
+    *,
+    lead: str = "",
 ) -> TemplateError:
-    """openjd-model's error ``message`` as one located problem per error it reports."""
+    """openjd-model's error (or its message) as one located problem per error it reports."""
+    from ._model_fields import unknown_field_hint  # only errors need it (and difflib)
+
     root = _compose(text)
-    model = model_named(message.partition("\n")[0])
+    model, reported = _reported_errors(error)
     problems: list[TemplateProblem] = []
-    for path, said in _split_model_message(message):
-        if path is None:
+    for elements, said in reported:
+        if elements is None:
             problems.append(TemplateProblem(lead + said))
             continue
-        elements = _path_elements(path)
         said = unknown_field_hint(model, elements) if said == _EXTRA_FIELD else said
         problems.append(_located(root, elements, lead + said, first_line))
     # Document order reads best; the model reports in its own validation order.
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return TemplateError(problems, source)
+
+
+ReportedError = tuple[list[PathElement] | None, str]
+"""Where in the document (None: the template as a whole) and what."""
+
+
+def _reported_errors(
+    error: BaseException | str,
+) -> tuple[type[pydantic.BaseModel] | None, list[ReportedError]]:
+    """The model the errors are about and each error, from pydantic's own errors when
+    openjd-model's exception carries them, else parsed from its message."""
+    from ._model_fields import model_named
+
+    validation = None if isinstance(error, str) else _pydantic_error(error)
+    if validation is None:
+        message = str(error)
+        parsed = _split_model_message(message)
+        found = [(None if path is None else _path_elements(path), said) for path, said in parsed]
+        return model_named(message.partition("\n")[0]), found
+    details = validation.errors()
+    # The heading openjd-model writes names the model, as pydantic's title does.
+    model = model_named(f"{len(details)} validation errors for {validation.title}")
+    return model, [(_loc_elements(model, d["loc"]), _pydantic_text(d)) for d in details]
+
+
+def _pydantic_error(error: BaseException) -> pydantic.ValidationError | None:
+    """The pydantic error openjd-model was handling when it raised ``error``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, pydantic.ValidationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _loc_elements(
+    model: type[pydantic.BaseModel] | None, loc: tuple[str | int, ...]
+) -> list[PathElement] | None:
+    """A pydantic ``loc`` as a field path, without the union member names pydantic puts in it
+    (the names of model classes, which openjd-model's message leaves out too)."""
+    if loc and loc[-1] == "__root__":
+        loc = loc[:-1]
+    if not loc:
+        return None
+    classes = vars(sys.modules[model.__module__]) if model is not None else {}
+    return [item for item in loc if isinstance(item, int) or item not in classes]
 
 
 def problem_at(

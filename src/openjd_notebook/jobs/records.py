@@ -40,7 +40,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,9 +55,16 @@ from .action_logs import environment_log_name, safe_name, task_log_name
 from .errors import InputFileError, JobsError
 from .input_files import read_text_file
 from .manifests import ManifestEntry, entries_from_json, entries_json, manifest_digest
+from .outcome_json import INT as _INT
+from .outcome_json import OPTIONAL_NUMBER as _OPTIONAL_NUMBER
+from .outcome_json import as_list as _sequence
+from .outcome_json import as_mapping as _mapping
+from .outcome_json import as_optional_text as _optional_text
+from .outcome_json import as_text as _text
+from .outcome_json import environment_from_json, environment_json, task_from_json, task_json
+from .outcome_json import is_kind as _is_kind
+from .outcome_json import short as _short
 from .outcomes import (
-    ENVIRONMENT_SCOPES,
-    TASK_STATES,
     EnvironmentOutcome,
     RunState,
     TaskOutcome,
@@ -202,7 +209,7 @@ class RunRecorder:
         One ``write`` of one line in append mode, so rows from several threads never
         interleave; flushed to the OS, which keeps it when this process dies.
         """
-        line = json.dumps(_outcome_json(outcome), default=str, ensure_ascii=False) + "\n"
+        line = json.dumps(task_json(outcome), default=str, ensure_ascii=False) + "\n"
         with open_private(self.run_dir / TASK_ROWS_FILE) as rows:
             rows.write(line)
 
@@ -350,135 +357,10 @@ def _outcomes_json(result: JobResult) -> dict[str, Any]:
     return {
         "error": result.error,
         "parameter_columns": _parameter_columns_json(result.parameter_columns),
-        "tasks": [_outcome_json(t) for t in result.task_outcomes],
+        "tasks": [task_json(t) for t in result.task_outcomes],
         "not_run": result.not_run,
-        "environments": [_outcome_json(e) for e in result.environment_outcomes],
+        "environments": [environment_json(e) for e in result.environment_outcomes],
     }
-
-
-def _outcome_json(outcome: TaskOutcome | EnvironmentOutcome) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for field in fields(outcome):
-        value = getattr(outcome, field.name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        body[field.name] = value
-    return body
-
-
-def _task_from_json(body: Any, types: Mapping[str, str]) -> TaskOutcome:
-    values = _known_fields(TaskOutcome, _mapping(body, "a task row"))
-    _check_kinds(values, _TASK_FIELD_KINDS, "a task row")
-    if values.get("state", "not_run") not in TASK_STATES:
-        raise ValueError(f"a task row has the unknown state {values['state']!r}")
-    parameters = _mapping(values.get("parameters") or {}, "a task's parameters")
-    values["parameters"] = {
-        str(name): _typed_parameter(value, types.get(name)) for name, value in parameters.items()
-    }
-    return TaskOutcome(**values)
-
-
-def _environment_from_json(body: Any) -> EnvironmentOutcome:
-    values = _known_fields(EnvironmentOutcome, _mapping(body, "an environment row"))
-    _check_kinds(values, _ENVIRONMENT_FIELD_KINDS, "an environment row")
-    if values.get("scope") not in ENVIRONMENT_SCOPES:
-        raise ValueError(f"an environment row has the unknown scope {values.get('scope')!r}")
-    if values.get("state") not in TASK_STATES:
-        raise ValueError(f"an environment row has the unknown state {values.get('state')!r}")
-    return EnvironmentOutcome(**values)
-
-
-def _known_fields(cls: type[Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    # Fields added by a later format are ignored; missing ones take the dataclass default.
-    values = {f.name: body[f.name] for f in fields(cls) if f.name in body}
-    for name in ("started", "ended"):
-        if values.get(name) is not None:
-            values[name] = datetime.fromisoformat(_text(values[name], name))
-    return values
-
-
-# What each field of a row may hold in JSON; a dataclass does not check what it is given.
-_TEXT, _OPTIONAL_TEXT, _INT, _OPTIONAL_INT, _OPTIONAL_NUMBER = range(5)
-_TASK_FIELD_KINDS = {
-    "step": _TEXT,
-    "task": _INT,
-    "state": _TEXT,
-    "exit_code": _OPTIONAL_INT,
-    "progress": _OPTIONAL_NUMBER,
-    "status_message": _OPTIONAL_TEXT,
-    "fail_message": _OPTIONAL_TEXT,
-    "worker": _OPTIONAL_TEXT,
-    "log_path": _OPTIONAL_TEXT,
-    "attempts": _INT,
-}
-_ENVIRONMENT_FIELD_KINDS = {
-    "name": _TEXT,
-    "scope": _TEXT,
-    "step": _OPTIONAL_TEXT,
-    "worker": _TEXT,
-    "state": _TEXT,
-    "log_path": _OPTIONAL_TEXT,
-}
-
-
-def _check_kinds(values: Mapping[str, Any], kinds: Mapping[str, int], what: str) -> None:
-    for name, kind in kinds.items():
-        if name in values and not _is_kind(values[name], kind):
-            raise ValueError(f"{what} has {name} = {_short(values[name])}")
-
-
-def _is_kind(value: Any, kind: int) -> bool:
-    if value is None:
-        return kind in (_OPTIONAL_TEXT, _OPTIONAL_INT, _OPTIONAL_NUMBER)
-    if kind in (_TEXT, _OPTIONAL_TEXT):
-        return isinstance(value, str)
-    if kind in (_INT, _OPTIONAL_INT):
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, (str, int, float, bool)) else type(value).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{what} is {_short(value)}, not an object")
-    return value
-
-
-def _sequence(value: Any, what: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise TypeError(f"{what} is {_short(value)}, not a list")
-    return value
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} is {_short(value)}, not text")
-    return value
-
-
-def _optional_text(value: Any, what: str) -> str | None:
-    return None if value is None else _text(value, what)
-
-
-def _typed_parameter(value: Any, kind: str | None) -> Any:
-    # JSON writes 2.0 as 2.0 but a FLOAT parameter given as 2 comes back as int; restore it.
-    if value is not None and not isinstance(value, (str, int, float)):
-        raise TypeError(f"a task parameter is {_short(value)}, not a value")
-    if value is None or kind is None:
-        return value
-    if kind == "INT":
-        return int(value)
-    if kind == "FLOAT":
-        return float(value)
-    return str(value)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -541,8 +423,8 @@ def _result_from_json(body: Mapping[str, Any], run_dir: Path, run_file: Path) ->
         state=cast(RunState, state if finished else "failed"),
         started=datetime.fromisoformat(_text(body["started"], "started")),
         ended=_optional_time(body.get("ended")),
-        tasks=[_task_from_json(t, types) for t in _sequence(rows, "tasks")],
-        environments=[_environment_from_json(e) for e in environments],
+        tasks=[task_from_json(t, types) for t in _sequence(rows, "tasks")],
+        environments=[environment_from_json(e) for e in environments],
         parameter_columns=columns,
         run_dir=run_dir,
         run_id=str(_optional_text(body.get("run_id"), "run_id") or ""),

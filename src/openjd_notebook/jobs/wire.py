@@ -2,7 +2,8 @@
 
 Events that travel between processes through a channel that only carries msgpack-able data
 (a Dask topic) are encoded here: each event is a dict naming its type, datetimes are ISO
-strings, an environment outcome is a nested dict. Decoding rebuilds the same frozen values.
+strings, and an environment outcome is the row ``outcome_json`` makes (the one run.json and the
+CLI's JSON hold too). Decoding rebuilds the same frozen values.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .events import (
     TaskStarted,
     TaskStatus,
 )
+from .outcome_json import environment_from_json, environment_json
 from .outcomes import EnvironmentOutcome
 
 __all__ = ["NODE_EVENT_TYPES", "NodeEvent", "decode_event", "encode_event"]
@@ -35,9 +37,10 @@ NODE_EVENT_TYPES = (
     EnvironmentExited,
     LogLines,
 )
-_BY_NAME = {kind.__name__: kind for kind in (*NODE_EVENT_TYPES, EnvironmentOutcome)}
+_BY_NAME = {kind.__name__: kind for kind in NODE_EVENT_TYPES}
 _TYPE = "type"
 _DATETIME = "datetime"
+_ENVIRONMENT_OUTCOME = EnvironmentOutcome.__name__
 
 
 def encode_event(event: NodeEvent) -> dict[str, Any]:
@@ -64,7 +67,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {_TYPE: _DATETIME, "iso": value.isoformat()}
     if isinstance(value, EnvironmentOutcome):
-        return _encode_dataclass(value)
+        return {_TYPE: _ENVIRONMENT_OUTCOME, **environment_json(value)}
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, Mapping):
@@ -82,6 +85,8 @@ def _decode(value: Any) -> Any:
         return datetime.fromisoformat(value["iso"])
     if kind == "mapping":
         return {name: _decode(item) for name, item in value["items"].items()}
+    if kind == _ENVIRONMENT_OUTCOME:
+        return environment_from_json(value)
     cls = _BY_NAME.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown encoded type {kind!r}")
