@@ -671,7 +671,8 @@ def _add_summary_parser(commands: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Run, check and summarise Open Job Description job templates.",
+        description="Run, check and summarise Open Job Description job templates; compare and "
+        "rerun recorded runs.",
         epilog="Exit codes: 0 success, 1 job failed or canceled or invalid template, "
         "2 bad usage, 130 canceled by Ctrl-C (143 by SIGTERM). Ctrl-C cancels gracefully; "
         "a second Ctrl-C kills.",
@@ -681,6 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(commands)
     _add_check_parser(commands)
     _add_summary_parser(commands)
+    from .cli_experiments import add_experiment_parsers
+
+    add_experiment_parsers(commands)
     return parser
 
 

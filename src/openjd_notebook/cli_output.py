@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .cli_text import dump_document
 from .jobs.events import Event, LogLines, RunEnded, RunStarted, TaskEnded, TaskStarted
+from .jobs.manifests import entries_json
 from .jobs.outcome_json import environment_json, task_json
 from .jobs.outcomes import TaskOutcome
 from .progress import (
@@ -93,7 +94,8 @@ def live_output_wanted(stream: IO[str], environ: Mapping[str, str]) -> bool:
 def result_document(result: JobResult, working_directories: Sequence[str] = ()) -> dict[str, Any]:
     """The ``--output json``/``yaml`` document: status and message (as ``openjd run`` names
     them), state, counts, record directory, error, every task that ran (the rows run.json holds),
-    and per step how many did not (``not_run``; counted in ``counts`` too)."""
+    and per step how many did not (``not_run``; counted in ``counts`` too), and the input and
+    output manifests."""
     return {
         "status": "success" if result.ok else "error",
         "message": result.summary_text().partition("\n")[0],
@@ -107,6 +109,9 @@ def result_document(result: JobResult, working_directories: Sequence[str] = ()) 
         "working_directories": list(working_directories),
         "tasks": [task_json(task) for task in result.task_outcomes],
         "environments": [environment_json(env) for env in result.environment_outcomes],
+        # The manifests as run.json holds them (one converter: manifests.entries_json).
+        "inputs": entries_json(result.input_entries),
+        "outputs": entries_json(result.output_entries),
     }
 
 

@@ -10,12 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .compare import RunComparison, Verification, compare_runs
     from .errors import JobsError, ParameterError, RunError, TemplateError
     from .events import (
         EnvironmentEntered,
         EnvironmentExited,
         Event,
         LogLines,
+        ManifestProgress,
         RunEnded,
         RunStarted,
         TaskEnded,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .local import LocalExecutor
     from .outcomes import EnvironmentOutcome, TaskOutcome
     from .records import load_run, runs
+    from .rerun import rerun
     from .results import JobResult
     from .runner import JobRun, JobRunState, run_job, start_job
     from .template import Template
@@ -41,7 +44,9 @@ __all__ = [
     "JobsError",
     "LocalExecutor",
     "LogLines",
+    "ManifestProgress",
     "ParameterError",
+    "RunComparison",
     "RunEnded",
     "RunError",
     "RunStarted",
@@ -52,7 +57,10 @@ __all__ = [
     "TaskStatus",
     "Template",
     "TemplateError",
+    "Verification",
+    "compare_runs",
     "load_run",
+    "rerun",
     "run_job",
     "runs",
     "start_job",
@@ -63,6 +71,7 @@ _EVENTS = (
     "EnvironmentExited",
     "Event",
     "LogLines",
+    "ManifestProgress",
     "RunEnded",
     "RunStarted",
     "TaskEnded",
@@ -82,6 +91,8 @@ _SOURCES = {
     "JobResult": ".results",
     **dict.fromkeys(("JobRun", "JobRunState", "run_job", "start_job"), ".runner"),
     "Template": ".template",
+    **dict.fromkeys(("RunComparison", "Verification", "compare_runs"), ".compare"),
+    "rerun": ".rerun",
 }
 
 
