@@ -90,6 +90,8 @@ def summary_text(result: JobResult, base: Path | None = None) -> str:
     lines = [summary_line(result, base)]
     if result.error:
         lines.append(f"error: {result.error}")
+    if result.verification is not None:
+        lines.append(result.verification.summary())
     if result.task_outcomes or result.not_run:
         lines.append(step_counts_table(result).to_text())
     attention = _attention(result.task_outcomes)
@@ -142,6 +144,10 @@ def _task_rows(tasks: Sequence[TaskOutcome], parameter_columns: ParameterColumns
 def summary_html(result: JobResult, base: Path | None = None) -> str:
     """The notebook display of a finished run; see the module docstring."""
     parts = [_headline_html(result, base)]
+    if result.verification is not None:
+        colour = STATE_COLOURS["success" if result.verification.ok else "failed"]
+        summary = html.escape(result.verification.summary())
+        parts.append(f"<div style='color:{colour};font-weight:bold'>{summary}</div>")
     if result.task_outcomes or result.not_run:
         parts.append(_step_counts_html(step_counts_table(result)))
     attention = _attention(result.task_outcomes)

@@ -25,7 +25,10 @@ from IPython.display import display
 from traitlets import Bool, Float, Int, TraitError, Unicode
 
 from ..jobs import JobResult, JobRun, Template, runs, start_job
+from ..jobs.compare import RunComparison, compare_runs, record_dir, verify_outputs
 from ..jobs.interrupts import interrupts_as_requests
+from ..jobs.records import load_run
+from ..jobs.rerun import rerun_arguments
 from .arguments import RUN_FLAGS, VALUE_OPTIONS, at_least, parse_assignment, run_arguments, unquote
 from .completion import complete_run_line, last_word
 from .runs_view import RunListing, list_runs
@@ -377,6 +380,77 @@ class OpenJDMagics(Magics):
             listed = listed[listed["job_name"] == unquote(args.job)]
         return list_runs(listed.head(args.last))
 
+    # ---- experiments ---------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("a", help="the first run: a variable holding a JobResult, or a record folder")
+    @argument("b", help="the second run, the same way")
+    @no_var_expand
+    @line_magic
+    def openjd_compare(self, line: str) -> RunComparison:
+        """What changed between two runs: template (with a diff), parameters, options, tasks
+        (matched by their parameters) and outputs (identical, different, new, missing)."""
+        args = parse_argstring(self.openjd_compare, line)
+        return compare_runs(self._record(args.a), self._record(args.b))
+
+    @magic_arguments()
+    @argument("record", help="a variable holding a JobResult, or a run's record folder")
+    @argument(
+        "--verify",
+        action="store_true",
+        help="compare the outputs with the record's: 'reproduced: N/N outputs identical' or "
+        "the files that differ",
+    )
+    @argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a recorded job parameter value (repeatable)",
+    )
+    @argument("--out", metavar="VAR", help="bind the new JobResult to VAR")
+    @argument("--quiet", action="store_true", help="no live display, only the summary")
+    @no_var_expand
+    @line_magic
+    def openjd_rerun(self, line: str) -> JobResult | None:
+        """Run a recorded run again, with its template, parameters, environment templates,
+        path mapping rules and options, and a live dashboard like %openjd_run."""
+        args = parse_argstring(self.openjd_rerun, line)
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out {args.out!r} is not a valid variable name")
+        reference = self._record(args.record)
+        run_dir = record_dir(reference, "rerun")
+        overrides = dict(parse_assignment(assignment, "-p") for assignment in args.param)
+        template, arguments = rerun_arguments(run_dir, {"parameters": overrides})
+        view = make_view(
+            template.name,
+            ViewOptions(
+                refresh_s=self.refresh_s,
+                log_tail_lines=self.log_tail_lines,
+                quiet=args.quiet,
+                hide_protocol_lines=self.hide_protocol_lines,
+            ),
+        )
+        run = start_job(template, on_event=[view.handle], **arguments)
+        view.bind(run)
+        self._runs.append(run)
+        self._views[run.run_id] = view
+        shown = _Verifying(view, run_dir) if args.verify else view
+        result = self._wait(run, shown, None)
+        if isinstance(shown, _Verifying) and shown.verified is not None:
+            result = shown.verified
+        self._bind(args.out, result)
+        return None if args.out is not None else self._shown_already(result)
+
+    def _record(self, reference: str) -> JobResult | Path:
+        value = self._namespace.get(reference)
+        if isinstance(value, JobResult):
+            return value
+        if value is not None and isinstance(value, (str, os.PathLike)):
+            return Path(value)
+        return Path(unquote(reference)).expanduser()
+
     # ---- settings ------------------------------------------------------------------------
 
     @line_magic
@@ -437,6 +511,23 @@ def _one_line(error: Exception) -> str:
     if marker in text:
         return "should not be " + text.split(marker, 1)[1]
     return text
+
+
+class _Verifying:
+    """A view whose final summary also says whether the rerun reproduced the record."""
+
+    def __init__(self, view: Any, recorded: Path) -> None:
+        self._view = view
+        self._recorded = recorded
+        self.verified: JobResult | None = None
+
+    def show_cancel(self, *, force: bool, grace_s: float | None) -> None:
+        self._view.show_cancel(force=force, grace_s=grace_s)
+
+    def finish(self, result: JobResult) -> None:
+        verification = verify_outputs(load_run(self._recorded), result)
+        self.verified = result._with_verification(verification)
+        self._view.finish(self.verified)
 
 
 class _NoView:
