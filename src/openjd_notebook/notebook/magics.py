@@ -409,6 +409,7 @@ class OpenJDMagics(Magics):
         metavar="NAME=VALUE",
         help="override a recorded job parameter value (repeatable)",
     )
+    @argument("--workers", type=at_least(1), metavar="N", help="instead of the recorded count")
     @argument("--out", metavar="VAR", help="bind the new JobResult to VAR")
     @argument("--quiet", action="store_true", help="no live display, only the summary")
     @no_var_expand
@@ -422,7 +423,10 @@ class OpenJDMagics(Magics):
         reference = self._record(args.record)
         run_dir = record_dir(reference, "rerun")
         overrides = dict(parse_assignment(assignment, "-p") for assignment in args.param)
-        template, arguments = rerun_arguments(run_dir, {"parameters": overrides})
+        changes: dict[str, Any] = {"parameters": overrides}
+        if args.workers is not None:
+            changes["workers"] = args.workers
+        template, arguments = rerun_arguments(run_dir, changes)
         view = make_view(
             template.name,
             ViewOptions(
