@@ -22,7 +22,15 @@ from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from .cli_text import dump_document
-from .jobs.events import Event, LogLines, RunEnded, RunStarted, TaskEnded, TaskStarted
+from .jobs.events import (
+    Event,
+    LogLines,
+    ManifestProgress,
+    RunEnded,
+    RunStarted,
+    TaskEnded,
+    TaskStarted,
+)
 from .jobs.manifests import entries_json
 from .jobs.outcome_json import environment_json, task_json
 from .jobs.outcomes import TaskOutcome
@@ -31,6 +39,7 @@ from .progress import (
     StepProgress,
     action_output,
     format_bar,
+    format_hashing,
     format_progress,
     format_step_line,
     format_task_problem,
@@ -221,6 +230,7 @@ class HumanReporter(Reporter):
         self._drawn = 0  # lines of the bar block currently on screen
         self._dirty = False
         self._last_draw = 0.0
+        self._last_hashing = 0.0
         self._stopped = threading.Event()
         self._ticker: threading.Thread | None = None
         if self._live:
@@ -258,11 +268,22 @@ class HumanReporter(Reporter):
             self._task_ended(event.outcome)
         elif isinstance(event, TaskStarted):
             self._dirty = True
+        elif isinstance(event, ManifestProgress):
+            self._hashing(event)
         elif isinstance(event, RunEnded) and not self._live:
             # Without live bars, the steps that left tasks unrun say so once more, counted.
             width = max((len(s.name) for s in self._progress.steps), default=0)
             steps = [s for s in self._progress.steps if s.not_run]
             self._write_lines([format_step_line(step, width) for step in steps])
+
+    def _hashing(self, event: ManifestProgress) -> None:
+        """A large manifest's progress: a line a second, and one when it is done."""
+        text = format_hashing(event)
+        now = time.monotonic()
+        if text is None or (not event.done and now - self._last_hashing < 1.0):
+            return
+        self._last_hashing = now
+        self._write_lines([text + (" (done)" if event.done else "")])
 
     def _task_ended(self, outcome: TaskOutcome) -> None:
         lines = [] if outcome.state == "success" else [format_task_problem(outcome)]

@@ -19,6 +19,7 @@ from .jobs.events import (
     EnvironmentEntered,
     Event,
     LogLines,
+    ManifestProgress,
     RunEnded,
     RunStarted,
     TaskEnded,
@@ -29,6 +30,7 @@ from .jobs.events import (
 from .jobs.outcomes import TaskOutcome
 
 __all__ = [
+    "HASHING_SHOWN_FROM_BYTES",
     "CancelRequest",
     "LiveRun",
     "LogTail",
@@ -40,6 +42,7 @@ __all__ = [
     "format_bar",
     "format_cancel",
     "format_elapsed",
+    "format_hashing",
     "format_header",
     "format_parameters",
     "format_progress",
@@ -235,6 +238,8 @@ class LiveRun:
     workers: frozenset[str] = frozenset()
     expected_workers: int = 1
     cancel: CancelRequest | None = None
+    hashing: ManifestProgress | None = None
+    """The manifest being hashed, while a large one is (see ``format_hashing``)."""
 
     @classmethod
     def create(
@@ -279,6 +284,8 @@ class LiveRun:
                 return self._logged(event)
             case EnvironmentEntered():
                 return replace(self, workers=self.workers | {event.worker})
+            case ManifestProgress():
+                return replace(self, hashing=None if event.done else event)
             case RunEnded():
                 progress = self.progress.with_event(event)
                 return replace(
@@ -560,3 +567,18 @@ def action_output(
         if failed_exits and int(end.group("code")) != 0:
             shown.append(line)
     return shown, in_output
+
+
+HASHING_SHOWN_FROM_BYTES = 256 * 1024 * 1024
+"""Manifests smaller than this hash too fast to be worth a line."""
+
+
+def format_hashing(event: ManifestProgress) -> str | None:
+    """``hashing outputs: 512/1,000 files, 0.5/1.0 GiB`` for a large manifest, else None."""
+    if event.bytes_total < HASHING_SHOWN_FROM_BYTES:
+        return None
+    gib = 1024**3
+    return (
+        f"hashing {event.kind}: {event.files_done:,}/{event.files_total:,} files, "
+        f"{event.bytes_done / gib:.1f}/{event.bytes_total / gib:.1f} GiB"
+    )

@@ -16,6 +16,7 @@ from ..progress import (
     RunningTask,
     StepProgress,
     format_elapsed,
+    format_hashing,
     format_parameters,
     format_running_label,
     format_state,
@@ -69,6 +70,9 @@ def header_html(live: LiveRun, now: datetime, hint: str = "", cancel_hint: str =
         shown = "" if live.finished or live.cancel.force else cancel_hint
     if shown:
         parts.append(f"<span style='{_MUTED}'>{shown}</span>")
+    hashing = format_hashing(live.hashing) if live.hashing is not None else None
+    if hashing:
+        parts.append(f"<span style='{_MUTED}'>{html.escape(hashing)}</span>")
     return " &middot; ".join(parts)
 
 
