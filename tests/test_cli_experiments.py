@@ -126,3 +126,33 @@ def test_run_json_output_carries_the_manifests(tmp_path: Path) -> None:
     ]
     record = json.loads((Path(document["run_dir"]) / "run.json").read_text())
     assert record["outputs"] == document["outputs"]
+
+
+def test_hash_budget_limits_what_is_hashed(tmp_path: Path) -> None:
+    template = job(tmp_path)
+    done = cli(
+        "run",
+        str(template),
+        "-p",
+        f"Out={tmp_path / 'out'}",
+        "--hash-budget",
+        "1",
+        "--output",
+        "json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    states = {entry["state"] for entry in json.loads(done.stdout)["outputs"]}
+    assert states == {"unhashed"}
+    bad = cli("run", str(template), "--hash-budget", "lots", cwd=tmp_path)
+    assert bad.returncode == 2 and "not a size such as 512M" in bad.stderr
+
+
+def test_byte_sizes() -> None:
+    from openjd_notebook.jobs.manifests import parse_byte_size
+
+    assert parse_byte_size("64G") == 64 * 1024**3
+    assert parse_byte_size("512MiB") == 512 * 1024**2
+    assert parse_byte_size("1000") == 1000
+    with pytest.raises(ValueError, match="cannot be negative"):
+        parse_byte_size("-1K")

@@ -396,6 +396,7 @@ def _run_command(args: argparse.Namespace) -> int:
             path_mapping_rules=list(inputs.path_mapping_rules),
             keep_workdir=args.preserve,
             cancel_grace=args.cancel_grace,
+            hash_budget=args.hash_budget,
             on_event=[reporter, on_end],
             runs_root=args.runs_root,
             executor=executor,
@@ -479,6 +480,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _byte_size(text: str) -> int:
+    from .jobs.manifests import parse_byte_size
+
+    try:
+        return parse_byte_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _seconds(text: str) -> float:
@@ -633,6 +643,13 @@ def _add_run_parser(commands: Any) -> None:
         type=_seconds,
         metavar="SECONDS",
         help="cap on the grace period a first Ctrl-C gives each running action",
+    )
+    run.add_argument(
+        "--hash-budget",
+        type=_byte_size,
+        metavar="SIZE",
+        help="hash at most SIZE (e.g. 64G, the default) of the PATH parameters declared "
+        "dataFlow IN/OUT; beyond it, size and modification time only",
     )
     run.add_argument(
         "--timestamp-format",

@@ -236,3 +236,35 @@ def test_overrides_and_a_small_hash_budget(studio: dict[str, Any]) -> None:
     assert [row[0] for row in comparison.parameter_changes] == ["Scale"]
     assert set(again.outputs["state"]) == {"unhashed"}  # over the 10-byte budget
     assert again.outputs["sha256"].isna().all()
+
+
+def test_the_record_keeps_environments_rules_and_the_actions_packages(
+    studio: dict[str, Any], tmp_path: Path
+) -> None:
+    """Beyond the template: the environment templates' texts and digests, the path mapping
+    rules, and the installed packages when the actions run this very Python."""
+    import json
+
+    environment = Template.from_text(
+        yaml.safe_dump(
+            {
+                "specificationVersion": "environment-2023-09",
+                "environment": {"name": "Lights", "variables": {"LIGHTS": "on"}},
+            }
+        )
+    )
+    rules = [{"source_path_format": "POSIX", "source_path": "/mnt/x", "destination_path": "/y"}]
+    result = run_job(
+        experiment("1"), environments=[environment], path_mapping_rules=rules, **studio
+    )
+    record = json.loads((result.run_dir / "run.json").read_text())
+    (kept,) = record["environment_templates"]
+    assert kept["name"] == "Lights" and kept["text"] == environment.text
+    assert kept["digest"] == hashlib.sha256(environment.text.encode()).hexdigest()
+    assert record["path_mapping_rules"] == rules
+    packages = record["python_packages"]
+    assert packages is not None and "openjd-model" in {name.lower() for name in packages}
+
+    shell_only = experiment("1", script={"actions": {"onRun": {"command": "true"}}})
+    other = run_job(shell_only, **studio)
+    assert json.loads((other.run_dir / "run.json").read_text())["python_packages"] is None

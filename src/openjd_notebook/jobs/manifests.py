@@ -34,6 +34,7 @@ __all__ = [
     "entries_from_json",
     "entries_json",
     "manifest_digest",
+    "parse_byte_size",
     "path_parameters",
 ]
 
@@ -126,6 +127,22 @@ def manifest_digest(entries: Iterable[ManifestEntry]) -> str | None:
     for parameter, path, sha256, state in rows:
         digest.update(f"{parameter}\0{path}\0{sha256}\0{state}\n".encode())
     return digest.hexdigest()
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_byte_size(text: str) -> int:
+    """``"64G"``, ``"512M"``, ``"1.5T"`` or a number of bytes; ValueError when it is none."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in "KMGT" else (cleaned, "")
+    try:
+        size = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        raise ValueError(f"{text!r} is not a size such as 512M, 64G or 1000000") from None
+    if size < 0:
+        raise ValueError(f"a size cannot be negative: {text!r}")
+    return int(size)
 
 
 # ---- listing --------------------------------------------------------------------------------

@@ -49,6 +49,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def byte_size(text: str) -> int:
+    """An argparse type: a size such as 512M, 64G or a number of bytes."""
+    from ..jobs.manifests import parse_byte_size
+
+    try:
+        return parse_byte_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def unquote(text: str) -> str:
     """Drop one pair of matching outer quotes: IPython splits magic lines keeping quotes."""
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
@@ -155,6 +165,15 @@ _RUN_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "metavar": "SEC",
             "help": "seconds a canceled action may take to exit before it is killed; caps "
             "the template's notifyPeriodInSeconds (default: %%openjd_config cancel_grace)",
+        },
+    ),
+    (
+        ("--hash-budget",),
+        {
+            "type": byte_size,
+            "metavar": "SIZE",
+            "help": "hash at most SIZE (e.g. 64G, the default) of the PATH parameters declared "
+            "dataFlow IN/OUT; beyond it, size and modification time only",
         },
     ),
     (

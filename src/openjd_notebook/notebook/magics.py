@@ -267,6 +267,7 @@ class OpenJDMagics(Magics):
             "path_mapping_rules": path_mapping,
             "keep_workdir": args.keep_workdir,
             "cancel_grace": grace,
+            "hash_budget": args.hash_budget,
             "runs_root": self.runs_root,
         }
 
