@@ -235,22 +235,26 @@ class RunRecorder:
         ``tasks`` are the tasks that ran; ``not_run`` counts the others per step (when not
         given, the recorder's selection counts them).
         """
-        result = JobResult(
-            job_name=self.job_name,
-            state=state,
-            started=self.started,
-            ended=ended,
-            tasks=tasks,
-            environments=environments,
-            parameter_columns=parameter_columns,
-            run_dir=self.run_dir,
-            run_id=self.run_id,
-            error=error,
-            not_run=not_run,
-            selection=self.selection,
-            inputs=entries_from_json(self.manifests.get("inputs")),
-            outputs=outputs,
-        )
+
+        def build(error_text: str | None, not_run_counts: Mapping[str, int] | None) -> JobResult:
+            return JobResult(
+                job_name=self.job_name,
+                state=state,
+                started=self.started,
+                ended=ended,
+                tasks=tasks,
+                environments=environments,
+                parameter_columns=parameter_columns,
+                run_dir=self.run_dir,
+                run_id=self.run_id,
+                error=error_text,
+                not_run=not_run_counts,
+                selection=self.selection,
+                inputs=entries_from_json(self.manifests.get("inputs")),
+                outputs=outputs,
+            )
+
+        result = build(error, not_run)
         self.manifests["outputs"] = entries_json(outputs)
         try:
             self._write_run_json(state=state, ended=ended, result=result)
@@ -263,22 +267,7 @@ class RunRecorder:
         except OSError as exc:
             # The run itself ended; say what could not be kept rather than lose the result.
             note = f"the run record could not be written completely ({exc})"
-            return JobResult(
-                job_name=self.job_name,
-                state=state,
-                started=self.started,
-                ended=ended,
-                tasks=tasks,
-                environments=environments,
-                parameter_columns=parameter_columns,
-                run_dir=self.run_dir,
-                run_id=self.run_id,
-                error=f"{error}; {note}" if error else note,
-                not_run=result.not_run,
-                selection=self.selection,
-                inputs=result.input_entries,
-                outputs=outputs,
-            )
+            return build(f"{error}; {note}" if error else note, result.not_run)
         return result
 
     def _write_run_json(
