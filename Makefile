@@ -45,6 +45,8 @@ conformance: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sessions_vs_reference.py
 	$(BIN)/python benchmarks/jobs_vs_openjd_cli.py
+	$(BIN)/python benchmarks/dask_vs_local.py
+	$(BIN)/python benchmarks/manifest_hashing.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
