@@ -685,7 +685,12 @@ def test_plain_output_when_asked_for(environ: dict[str, str], live: bool) -> Non
         ),
         (
             "from openjd_notebook.cli import main; main(['check', TEMPLATE])",
-            ["openjd_notebook.jobs.runner", "openjd_notebook.jobs.records", "pandas"],
+            [
+                "openjd_notebook.jobs.runner",
+                "openjd_notebook.jobs.records",
+                "openjd_notebook.sessions",
+                "pandas",
+            ],
         ),
     ],
     ids=["sessions", "check"],
@@ -693,7 +698,8 @@ def test_plain_output_when_asked_for(environ: dict[str, str], live: bool) -> Non
 def test_only_what_a_command_needs_is_imported(
     frames_job: Path, code: str, absent: list[str]
 ) -> None:
-    """The drop-in engine alone never loads the jobs layer; ``check`` never loads the runner."""
+    """The drop-in engine alone never loads the jobs layer; ``check`` loads neither the runner
+    nor the session engine."""
     script = code.replace("TEMPLATE", repr(str(frames_job)))
     script += f"\nimport sys; print(sorted(m for m in {absent!r} if m in sys.modules))"
     done = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=60)

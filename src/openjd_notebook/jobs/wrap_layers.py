@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from openjd.model import EnvironmentTemplate, Job, JobTemplate
 
-from ..sessions._wrap import defines_wrap_hooks
+from ..wrap_hooks import defines_wrap_hooks
 from .errors import TemplateError
 
 __all__ = ["check_wrap_layers"]

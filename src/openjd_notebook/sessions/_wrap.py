@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from openjd.model import SymbolTable
 
+from ..wrap_hooks import WRAP_HOOKS, WrapHook, defines_wrap_hooks, wrap_hook
 from ._resolve import resolve_args, resolve_cancelation, resolve_timeout
 from ._setup import ActionKind, ActionSetup
 from ._types import (
@@ -35,22 +36,6 @@ __all__ = [
     "wrap_hook",
     "wrapped_action_symbols",
 ]
-
-WrapHook = Literal["onWrapEnvEnter", "onWrapTaskRun", "onWrapEnvExit"]
-WRAP_HOOKS: tuple[WrapHook, ...] = ("onWrapEnvEnter", "onWrapTaskRun", "onWrapEnvExit")
-
-
-def wrap_hook(environment: EnvironmentModel, hook: WrapHook) -> ActionModel | None:
-    """The environment's ``hook`` action, or None when it defines none."""
-    script = environment.script
-    if script is None:
-        return None
-    action: ActionModel | None = getattr(script.actions, hook, None)
-    return action
-
-
-def defines_wrap_hooks(environment: EnvironmentModel) -> bool:
-    return any(wrap_hook(environment, hook) is not None for hook in WRAP_HOOKS)
 
 
 @dataclass(frozen=True)
