@@ -71,8 +71,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _LOG = logging.getLogger(__name__)
-_POLL_S = 0.1
-"""How often a waiting caller looks at queued Ctrl-C presses."""
+_POLL_S = 1.0
+"""A safety net: wait() wakes at once on Ctrl-C or the end of the run, and at least this often."""
 
 __all__ = ["JobRun", "JobRunState", "run_job", "start_job"]
 
@@ -200,6 +200,8 @@ class JobRun:
         self._log_failures: dict[str, str] = {}
         self._result: JobResult | None = None
         self._done = threading.Event()
+        # The queues of callers blocked in wait(): the end of the run wakes them at once.
+        self._waiters: list[queue.SimpleQueue[bool | None]] = []
         self._thread = threading.Thread(target=self._main, name=f"openjd-run-{self.run_id}")
         self._thread.daemon = True
         self._thread.start()
@@ -312,20 +314,31 @@ class JobRun:
         Ctrl-C while waiting cancels gracefully, a second Ctrl-C kills; the run still
         exits its environments, then ``KeyboardInterrupt`` is raised again.
         """
-        requests: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        # Interrupts put True/False (force or not); the end of the run puts None.
+        requests: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         deadline = None if timeout is None else time.monotonic() + timeout
         interrupted = False
-        with interrupts_as_requests(requests.put):
-            while not self._done.is_set():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"The run did not end within {timeout} seconds.")
-                try:
-                    force = requests.get(timeout=_POLL_S if left is None else min(_POLL_S, left))
-                except queue.Empty:
-                    continue
-                interrupted = True
-                self.cancel(force=force)
+        with self._lock:
+            self._waiters.append(requests)
+        try:
+            with interrupts_as_requests(requests.put):
+                while not self._done.is_set():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"The run did not end within {timeout} seconds.")
+                    try:
+                        force = requests.get(
+                            timeout=_POLL_S if left is None else min(_POLL_S, left)
+                        )
+                    except queue.Empty:
+                        continue
+                    if force is None:
+                        continue
+                    interrupted = True
+                    self.cancel(force=force)
+        finally:
+            with self._lock:
+                self._waiters.remove(requests)
         if interrupted:
             raise KeyboardInterrupt(f"the run of {self.template.name!r} was canceled")
         assert self._result is not None
@@ -505,6 +518,9 @@ class JobRun:
         self._events.publish(RunEnded(self.run_id, result.state, _now(), result))
         self._events.close(timeout=30)
         self._done.set()
+        with self._lock:
+            for waiter in self._waiters:
+                waiter.put(None)
 
     # ---- used by the scheduler -----------------------------------------------------------
 
