@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -40,6 +41,16 @@ def test_there_are_tutorials() -> None:
         "02-parameter-sweeps.ipynb",
         "03-environments.ipynb",
     ]
+
+
+@pytest.mark.parametrize("notebook", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_is_stored_clean(notebook: Path) -> None:
+    """Stored as current nbformat writes it: every cell has an id (nbformat warns, and will
+    refuse, otherwise) and no outputs or execution counts are committed."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    assert [i for i, cell in enumerate(cells) if "id" not in cell] == []
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert [c["id"] for c in code if c["outputs"] or c["execution_count"] is not None] == []
 
 
 @pytest.mark.parametrize("notebook", TUTORIALS, ids=[p.stem for p in TUTORIALS])
